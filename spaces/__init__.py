@@ -1,0 +1,60 @@
+"""Search spaces: define-by-run functions ``fn(trial) -> dict``, one per model family.
+
+Spaces only describe: no training, no I/O. Parameter names are namespaced by family
+(``perceiver.num_latents``) except the shared training ones (``lr``, ``batch_size``...), so a
+joint study over several families keeps one distribution per name. A proposal is a flat dict
+``{"family": ..., <model hparams>..., <TRAIN_KEYS>...}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import optuna
+
+from spaces import fnet, gmlp, mixer, perceiver, vit
+from spaces._context import SpaceContext
+from spaces.common import TRAIN_KEYS, training
+
+__all__ = ["SPACES", "TRAIN_KEYS", "SpaceContext", "joint", "split_proposal"]
+
+FamilySpace = Callable[[optuna.Trial, SpaceContext], dict[str, Any]]
+
+#: family -> its model-hyperparameter space.
+SPACES: dict[str, FamilySpace] = {
+    "perceiver": perceiver.space,
+    "vit": vit.space,
+    "mixer": mixer.space,
+    "fnet": fnet.space,
+    "gmlp": gmlp.space,
+}
+
+
+def joint(
+    families: Sequence[str],
+    *,
+    image_size: int,
+    in_channels: int = 3,
+    overrides: Mapping[str, Any] | None = None,
+) -> Callable[[optuna.Trial], dict[str, Any]]:
+    """One define-by-run space over ``families``: the family is the first, categorical choice."""
+    unknown = [f for f in families if f not in SPACES]
+    if unknown:
+        raise ValueError(f"families: {unknown[0]!r} has no space; allowed: {', '.join(SPACES)}")
+    ctx = SpaceContext(image_size=image_size, in_channels=in_channels, overrides=dict(overrides or {}))
+    choices = list(families)
+
+    def space(trial: optuna.Trial) -> dict[str, Any]:
+        family = trial.suggest_categorical("family", choices)
+        return {"family": family, **SPACES[family](trial, ctx), **training(trial, ctx)}
+
+    return space
+
+
+def split_proposal(proposal: Mapping[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """Split a proposal into ``(family, model_hparams, training_hparams)``."""
+    family = str(proposal["family"])
+    model = {k: v for k, v in proposal.items() if k != "family" and k not in TRAIN_KEYS}
+    train = {k: v for k, v in proposal.items() if k in TRAIN_KEYS}
+    return family, model, train
