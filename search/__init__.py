@@ -1,0 +1,45 @@
+"""paretotune's search engine: experiments, sweeps, results, Pareto fronts and reports.
+
+Python API (mirrors the CLI)::
+
+    import search
+    result = search.run("smoke", overrides=["num_trials=4"], output_dir="results/smoke")
+    result.front          # Pareto-optimal trial rows
+    search.resume("results/smoke")
+
+Heavy modules (Ray, DeepSpeed) are imported lazily, when a sweep starts.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from search.errors import UserError
+from search.experiment import Experiment, load_experiment
+
+if TYPE_CHECKING:
+    from search.tuner import SweepResult
+
+__all__ = ["Experiment", "SweepResult", "UserError", "load_experiment", "resume", "run"]
+
+
+def run(experiment: Any = "default", **kwargs: Any) -> SweepResult:
+    """Run a sweep; see :func:`search.tuner.run`."""
+    from search.tuner import run as _run
+
+    return _run(experiment, **kwargs)
+
+
+def resume(output_dir: Any, **kwargs: Any) -> SweepResult:
+    """Continue an interrupted sweep; see :func:`search.tuner.resume`."""
+    from search.tuner import resume as _resume
+
+    return _resume(output_dir, **kwargs)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SweepResult":
+        from search.tuner import SweepResult
+
+        return SweepResult
+    raise AttributeError(name)

@@ -197,7 +197,9 @@ def _read_source(source: str) -> dict[str, Any]:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise UserError(f"experiment file {path}: expected a mapping of keys, got {type(data).__name__}")
+        raise UserError(
+            f"experiment file {path}: expected a mapping of keys, got {type(data).__name__}"
+        )
     data.setdefault("name", path.stem)
     return data
 
@@ -283,6 +285,11 @@ def _coerce(tp: Any, value: Any, path: str) -> Any:
             raise UserError(f"{path}={value!r}: expected a whole number")
         return value
     if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads 1e6 (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise UserError(f"{path}={value!r}: expected a number")
         return float(value)
@@ -336,7 +343,9 @@ def _check_values(exp: Experiment) -> None:
         )
     for name, mode in exp.objectives.items():
         if name not in OBJECTIVES:
-            raise UserError(f"objectives.{name}: unknown objective; allowed: {', '.join(OBJECTIVES)}")
+            raise UserError(
+                f"objectives.{name}: unknown objective; allowed: {', '.join(OBJECTIVES)}"
+            )
         if mode != OBJECTIVES[name][0]:
             raise UserError(f"objectives.{name}={mode!r}: allowed: {OBJECTIVES[name][0]}")
     if "val_accuracy" not in exp.objectives:

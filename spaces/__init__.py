@@ -9,6 +9,7 @@ joint study over several families keeps one distribution per name. A proposal is
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import optuna
@@ -17,7 +18,7 @@ from spaces import fnet, gmlp, mixer, perceiver, vit
 from spaces._context import SpaceContext
 from spaces.common import TRAIN_KEYS, training
 
-__all__ = ["SPACES", "TRAIN_KEYS", "SpaceContext", "joint", "split_proposal"]
+__all__ = ["SPACES", "TRAIN_KEYS", "JointSpace", "SpaceContext", "joint", "split_proposal"]
 
 FamilySpace = Callable[[optuna.Trial, SpaceContext], dict[str, Any]]
 
@@ -31,25 +32,38 @@ SPACES: dict[str, FamilySpace] = {
 }
 
 
+@dataclass(frozen=True)
+class JointSpace:
+    """One define-by-run space over several families: the family is the first, categorical
+    choice. A picklable callable (Ray Tune checkpoints the searcher that holds it)."""
+
+    families: tuple[str, ...]
+    context: SpaceContext
+
+    def __call__(self, trial: optuna.Trial) -> dict[str, Any]:
+        family = trial.suggest_categorical("family", list(self.families))
+        return {
+            "family": family,
+            **SPACES[family](trial, self.context),
+            **training(trial, self.context),
+        }
+
+
 def joint(
     families: Sequence[str],
     *,
     image_size: int,
     in_channels: int = 3,
     overrides: Mapping[str, Any] | None = None,
-) -> Callable[[optuna.Trial], dict[str, Any]]:
-    """One define-by-run space over ``families``: the family is the first, categorical choice."""
+) -> JointSpace:
+    """The joint space over ``families`` (a single family is a joint space of one)."""
     unknown = [f for f in families if f not in SPACES]
     if unknown:
         raise ValueError(f"families: {unknown[0]!r} has no space; allowed: {', '.join(SPACES)}")
-    ctx = SpaceContext(image_size=image_size, in_channels=in_channels, overrides=dict(overrides or {}))
-    choices = list(families)
-
-    def space(trial: optuna.Trial) -> dict[str, Any]:
-        family = trial.suggest_categorical("family", choices)
-        return {"family": family, **SPACES[family](trial, ctx), **training(trial, ctx)}
-
-    return space
+    ctx = SpaceContext(
+        image_size=image_size, in_channels=in_channels, overrides=dict(overrides or {})
+    )
+    return JointSpace(families=tuple(families), context=ctx)
 
 
 def split_proposal(proposal: Mapping[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:

@@ -37,7 +37,9 @@ class SpaceContext:
         if not valid:
             raise ValueError(
                 f"space.{name}={wanted}: none divides image_size={self.image_size}; allowed: "
-                + ", ".join(str(d) for d in range(1, self.image_size + 1) if self.image_size % d == 0)
+                + ", ".join(
+                    str(d) for d in range(1, self.image_size + 1) if self.image_size % d == 0
+                )
             )
         return int(trial.suggest_categorical(name, valid))
 

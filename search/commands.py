@@ -1,0 +1,146 @@
+"""The sweep subcommands: ``run``, ``resume`` and ``report``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from search.errors import UserError
+from search.experiment import list_presets, load_experiment
+
+__all__ = ["register"]
+
+
+def register(subparsers: Any) -> None:
+    """Add ``run``, ``resume`` and ``report`` to the ``paretotune`` parser."""
+    run = subparsers.add_parser(
+        "run",
+        help="run a sweep",
+        description="Run a sweep. EXPERIMENT is a YAML file or a preset: "
+        + ", ".join(list_presets()),
+    )
+    run.add_argument("experiment", nargs="?", default="default", metavar="EXPERIMENT")
+    run.add_argument("--output", "-o", metavar="DIR", help="output dir (default results/<name>)")
+    run.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a field, e.g. --set num_trials=8 --set resources.gpus_per_trial=0.25",
+    )
+    run.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or local)")
+    run.add_argument("--dry-run", action="store_true", help="print the plan and exit")
+    run.add_argument("--no-report", action="store_true", help="skip report.html")
+    run.set_defaults(func=_run)
+
+    resume = subparsers.add_parser("resume", help="continue an interrupted sweep")
+    resume.add_argument("output_dir", metavar="DIR")
+    resume.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or local)")
+    resume.add_argument("--no-report", action="store_true", help="skip report.html")
+    resume.set_defaults(func=_resume)
+
+    report = subparsers.add_parser("report", help="write report.html for a results dir")
+    report.add_argument("output_dir", metavar="DIR")
+    report.add_argument("--png", action="store_true", help="also write PNGs (kaleido + Chromium)")
+    report.set_defaults(func=_report)
+
+
+def _run(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    exp = load_experiment(args.experiment, args.overrides)
+    if args.output:
+        exp = dataclasses.replace(exp, output_dir=args.output)
+    _print_plan(exp)
+    if args.dry_run:
+        return 0
+    from search.tuner import run
+
+    result = run(exp, address=args.address, report=not args.no_report)
+    _print_outcome(result)
+    return 0
+
+
+def _resume(args: argparse.Namespace) -> int:
+    from search.tuner import resume
+
+    out = Path(args.output_dir)
+    if (out / "experiment.yaml").is_file():
+        _print_plan(load_experiment(out / "experiment.yaml"), resuming=True)
+    result = resume(out, address=args.address, report=not args.no_report)
+    _print_outcome(result)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from search.report import write_report
+
+    out = Path(args.output_dir)
+    if not (out / "trials.json").is_file():
+        raise UserError(f"report {out}: no trials.json there; run a sweep first")
+    written = write_report(out, png=args.png)
+    print(f"report: {written}")
+    return 0
+
+
+def _print_plan(exp: Any, *, resuming: bool = False) -> None:
+    from spaces import SPACES
+
+    ds = exp.dataset
+    res = exp.resources
+    lines = [
+        f"{'Resuming' if resuming else 'Plan'}: experiment {exp.name!r}",
+        f"  dataset     {ds.name} at {ds.image_size}x{ds.image_size}"
+        + (f" from {ds.data_dir}" if ds.data_dir else ""),
+        f"  families    {', '.join(exp.families)}",
+        f"  trials      {exp.num_trials} x up to {exp.epochs} epochs; sampler {exp.sampler}, "
+        f"scheduler {exp.scheduler.name}",
+        "  objectives  " + ", ".join(f"{k} ({v})" for k, v in exp.objectives.items()),
+    ]
+    if exp.budget.max_flops or exp.budget.max_params:
+        lines.append(
+            f"  budget      max_flops={exp.budget.max_flops} max_params={exp.budget.max_params}"
+        )
+    lines.append(
+        f"  resources   {res.cpus_per_trial:g} CPU + {res.gpus_per_trial:g} GPU per "
+        f"{'worker' if res.workers_per_trial > 1 else 'trial'}"
+        + (f", {res.workers_per_trial} workers per trial" if res.workers_per_trial > 1 else "")
+        + f", {res.max_concurrent_trials} at once"
+    )
+    for fam in exp.families:
+        fixed = {k.split(".", 1)[1]: v for k, v in exp.space.items() if k.startswith(fam + ".")}
+        note = f" (narrowed: {json.dumps(fixed)})" if fixed else ""
+        lines.append(
+            f"  space       {fam}: spaces/{SPACES[fam].__module__.split('.')[-1]}.py{note}"
+        )
+    lines.append(f"  output      {exp.resolved_output_dir()}")
+    lines.append(f"  study       {exp.storage_url()}")
+    print("\n".join(lines), flush=True)
+
+
+def _print_outcome(result: Any) -> None:
+    counts = ", ".join(f"{n} {s.lower()}" for s, n in sorted(result.counts().items()))
+    print(f"\nTrials: {counts}")
+    cols = list(result.objectives)
+    print(f"Pareto-optimal trials ({len(result.front)}):")
+    header = f"  {'trial':<14} {'family':<10} " + " ".join(f"{c:>14}" for c in cols)
+    print(header + "  config")
+    for row in result.front:
+        values = " ".join(f"{_fmt(row.get(c)):>14}" for c in cols)
+        config = {k: v for k, v in row["config"].items() if k != "family"}
+        print(f"  {row['trial_id']:<14} {row['family']:<10} {values}  {json.dumps(config)}")
+    out = result.output_dir
+    print(f"\nResults: {out}")
+    print(f"  trials   {out / 'trials.csv'} (and trials.json)")
+    print(f"  study    {result.experiment.storage_url()}  (optuna-dashboard {out / 'optuna.db'})")
+    if result.report_html.exists():
+        print(f"  report   {result.report_html}")
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) < 10 else f"{value:.4g}"
+    return str(value)

@@ -1,0 +1,151 @@
+"""The results directory: ``trials.csv`` and ``trials.json`` exported from the Optuna study.
+
+The study is the source of truth (the searcher writes every trial's record into it at the
+trial's end), so the tables always agree with what ``optuna-dashboard optuna.db`` shows, and
+they can be rebuilt at any time, even after a crash, with :func:`export_results`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+__all__ = ["ROW_COLUMNS", "export_results", "load_rows", "objective_columns", "trial_rows"]
+
+#: The fixed columns of a trial row, in order; ``hp.<name>`` columns follow.
+ROW_COLUMNS = (
+    "trial_id",
+    "number",
+    "family",
+    "status",
+    "failure_reason",
+    "epochs_run",
+    "val_accuracy",
+    "val_top5",
+    "val_loss",
+    "test_accuracy",
+    "params",
+    "flops",
+    "latency_ms",
+    "train_time_s",
+    "started_at",
+    "finished_at",
+)
+
+# Objective name -> the row column holding its value.
+_OBJECTIVE_COLUMN = {
+    "val_accuracy": "val_accuracy",
+    "flops": "flops",
+    "params": "params",
+    "latency": "latency_ms",
+}
+
+
+def objective_columns(objectives: dict[str, str]) -> dict[str, str]:
+    """``{"val_accuracy": "max", "latency": "min"}`` -> ``{"val_accuracy": "max",
+    "latency_ms": "min"}``: objectives keyed by the row column that holds them."""
+    return {_OBJECTIVE_COLUMN[name]: mode for name, mode in objectives.items()}
+
+
+def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
+    """One row per trial of the study (see ``docs/architecture.md``), with its history."""
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        a = t.user_attrs
+        status = a.get("status") or _status_from_state(t.state)
+        if t.state == optuna.trial.TrialState.RUNNING and status == "RUNNING":
+            status = "RUNNING"
+        feasible_trained = status in ("COMPLETE", "STOPPED", "FAILED", "RUNNING", "INTERRUPTED")
+        row: dict[str, Any] = {
+            "trial_id": a.get("tune_trial_id") or f"optuna-{t.number}",
+            "number": t.number,
+            "family": a.get("family") or t.params.get("family"),
+            "status": status,
+            "failure_reason": a.get("failure_reason", ""),
+            "epochs_run": a.get("epochs_run", 0),
+            "val_accuracy": a.get("best_val_accuracy") if feasible_trained else None,
+            "val_top5": a.get("val_top5"),
+            "val_loss": a.get("val_loss"),
+            "test_accuracy": a.get("test_accuracy"),
+            "params": a.get("params", a.get("estimated_params")),
+            "flops": a.get("flops", a.get("estimated_flops")),
+            "latency_ms": a.get("latency_ms"),
+            "train_time_s": a.get("train_time_s", 0.0),
+            "started_at": a.get("started_at"),
+            "finished_at": a.get("finished_at"),
+        }
+        config = dict(a.get("config") or {})
+        for key, value in config.items():
+            if key != "family":
+                row[f"hp.{key}"] = value
+        row["config"] = config
+        row["history"] = list(a.get("history") or [])
+        rows.append(row)
+    return rows
+
+
+def _status_from_state(state: optuna.trial.TrialState) -> str:
+    return {
+        optuna.trial.TrialState.COMPLETE: "COMPLETE",
+        optuna.trial.TrialState.FAIL: "FAILED",
+        optuna.trial.TrialState.PRUNED: "STOPPED",
+        optuna.trial.TrialState.RUNNING: "RUNNING",
+        optuna.trial.TrialState.WAITING: "RUNNING",
+    }[state]
+
+
+def export_results(
+    study: optuna.Study, out_dir: Path, *, experiment: dict[str, Any]
+) -> tuple[Path, Path]:
+    """Write ``trials.csv`` and ``trials.json`` (atomically) and return their paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = trial_rows(study)
+    objectives = objective_columns(experiment["objectives"])
+    doc = {"experiment": experiment, "objectives": objectives, "trials": rows}
+    json_path = out_dir / "trials.json"
+    _atomic_write(json_path, json.dumps(_clean(doc), indent=1))
+    hp_cols = sorted({k for r in rows for k in r if k.startswith("hp.")})
+    csv_path = out_dir / "trials.csv"
+    tmp = csv_path.with_suffix(".csv.tmp")
+    with tmp.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=[*ROW_COLUMNS, *hp_cols], extrasaction="ignore")
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({k: _csv_value(r.get(k)) for k in (*ROW_COLUMNS, *hp_cols)})
+    tmp.replace(csv_path)
+    return csv_path, json_path
+
+
+def load_rows(out_dir: Path) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """Read ``trials.json``: the rows and the objectives (column -> direction)."""
+    doc = json.loads((Path(out_dir) / "trials.json").read_text())
+    return doc["trials"], doc["objectives"]
+
+
+def _csv_value(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
+    return value
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)

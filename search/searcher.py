@@ -1,0 +1,206 @@
+"""Ray Tune's OptunaSearch with a cost budget and a complete trial record.
+
+Two things the stock searcher does not do:
+
+* **Budget.** Before a proposal reaches Tune its cost is estimated analytically
+  (``models.cost.estimate``). Over ``max_flops``/``max_params`` it is told to Optuna as an
+  *infeasible* trial (COMPLETE with positive constraint values, which NSGA-II and TPE treat as
+  infeasible), recorded with status ``INFEASIBLE``, never built or trained, and not counted as a
+  failure; the searcher asks again.
+* **Record.** Every Optuna trial carries user attributes (family, the full proposal, status,
+  failure reason, per-epoch history, cost, timings), so the study alone is the source of truth
+  for ``trials.csv`` and resumes: it is written at every trial end.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+from ray.tune.search.optuna import OptunaSearch
+
+__all__ = ["STATUS", "BudgetedOptunaSearch", "budget_constraints", "make_sampler"]
+
+#: Trial statuses recorded in the study (user attribute ``status``).
+STATUS = ("RUNNING", "COMPLETE", "STOPPED", "FAILED", "INFEASIBLE", "INTERRUPTED")
+
+# Metrics copied from a trial's last result into the study's user attributes.
+_RESULT_ATTRS = (
+    "best_val_accuracy",
+    "val_accuracy",
+    "val_top5",
+    "val_loss",
+    "test_accuracy",
+    "test_top5",
+    "params",
+    "flops",
+    "latency_ms",
+    "latency_ms_b64",
+    "train_time_s",
+    "images_per_s",
+)
+
+
+def budget_constraints(trial: optuna.trial.FrozenTrial) -> list[float]:
+    """Optuna ``constraints_func``: <= 0 is feasible (module level, so samplers pickle)."""
+    return list(trial.user_attrs.get("constraints", [0.0]))
+
+
+def make_sampler(name: str, *, seed: int, constrained: bool) -> optuna.samplers.BaseSampler:
+    """NSGA-II, multi-objective TPE or random; constraint-aware when a budget is set."""
+    constraints = budget_constraints if constrained else None
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(
+            seed=seed, population_size=8, constraints_func=constraints
+        )
+    if name == "tpe":
+        return optuna.samplers.TPESampler(
+            seed=seed, n_startup_trials=6, multivariate=True, constraints_func=constraints
+        )
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    raise ValueError(f"sampler={name!r}; allowed: nsga2, tpe, random")
+
+
+class BudgetedOptunaSearch(OptunaSearch):
+    """OptunaSearch that screens proposals against a cost budget and records every trial.
+
+    ``estimate_fn(proposal) -> {"flops": ..., "params": ...}`` gives the analytic cost;
+    ``limits`` maps those keys to ceilings (``None`` = no ceiling).
+    """
+
+    def __init__(
+        self,
+        space: Callable[[optuna.Trial], dict[str, Any]],
+        *,
+        metrics: list[str],
+        modes: list[str],
+        estimate_fn: Callable[[dict[str, Any]], dict[str, float]],
+        limits: dict[str, float | None],
+        max_epochs: int,
+        max_infeasible_in_a_row: int = 200,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(space=space, metric=metrics, mode=modes, **kwargs)
+        self._estimate_fn = estimate_fn
+        self._limits = {k: v for k, v in limits.items() if v is not None}
+        self._max_epochs = max_epochs
+        self._max_infeasible = max_infeasible_in_a_row
+        self._errored: dict[str, optuna.Trial] = {}
+
+    @property
+    def study(self) -> optuna.Study:
+        return self._ot_study
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        for _ in range(self._max_infeasible):
+            ot_trial = self._ot_study.ask()
+            proposal = self._suggest_from_define_by_run_func(self._space, ot_trial)
+            estimate = self._estimate_fn(proposal)
+            violations = [
+                estimate[key] / limit - 1.0 for key, limit in sorted(self._limits.items())
+            ]
+            attrs = {
+                "family": proposal.get("family"),
+                "config": _jsonable(proposal),
+                "estimated_flops": estimate.get("flops"),
+                "estimated_params": estimate.get("params"),
+                "constraints": violations or [0.0],
+                "started_at": time.time(),
+            }
+            for key, value in attrs.items():
+                ot_trial.set_user_attr(key, value)
+            over = [
+                f"{key} {estimate[key]:.4g} > {limit:.4g}"
+                for key, limit in sorted(self._limits.items())
+                if estimate[key] > limit
+            ]
+            if not over:
+                ot_trial.set_user_attr("status", "RUNNING")
+                ot_trial.set_user_attr("tune_trial_id", trial_id)
+                self._ot_trials[trial_id] = ot_trial
+                return proposal
+            ot_trial.set_user_attr("status", "INFEASIBLE")
+            ot_trial.set_user_attr("failure_reason", "over budget: " + ", ".join(over))
+            ot_trial.set_user_attr("finished_at", time.time())
+            self._ot_study.tell(ot_trial, self._infeasible_values(estimate))
+        raise RuntimeError(
+            f"{self._max_infeasible} proposals in a row were over the cost budget "
+            f"{self._limits}: raise budget.max_flops / budget.max_params or narrow the space"
+        )
+
+    def _infeasible_values(self, estimate: dict[str, float]) -> list[float]:
+        """Worst-case values: the constraints, not these, rank infeasible trials."""
+        values = []
+        for metric, mode in zip(self._metric, self._mode):
+            if metric in ("flops", "params") and metric in estimate:
+                values.append(float(estimate[metric]))
+            else:
+                values.append(0.0 if mode == "max" else math.inf)
+        return values
+
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        return  # multi-objective: Optuna takes no intermediate values
+
+    def on_trial_complete(
+        self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
+    ) -> None:
+        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+            return
+        ot_trial = self._ot_trials[trial_id]
+        result = result or {}
+        for key in _RESULT_ATTRS:
+            value = result.get(key)
+            if isinstance(value, (int, float)) and math.isfinite(value):
+                ot_trial.set_user_attr(key, value)
+        history = result.get("history") or []
+        ot_trial.set_user_attr("history", _jsonable(history))
+        ot_trial.set_user_attr("epochs_run", int(result.get("epoch") or len(history)))
+        ot_trial.set_user_attr("finished_at", time.time())
+        reason = result.get("failure_reason")
+        values = [result.get(m) for m in self._metric]
+        usable = all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
+        if error and not reason:
+            # Tune tells the searcher before its callbacks see the error: hold the trial open
+            # until ``finish_errored`` brings the reason (study attrs are frozen after tell).
+            ot_trial.set_user_attr("status", "FAILED")
+            self._errored[trial_id] = ot_trial
+        elif reason or not usable:
+            reason = reason or "trial ended without reporting all objectives"
+            ot_trial.set_user_attr("status", "FAILED")
+            ot_trial.set_user_attr("failure_reason", str(reason))
+            self._ot_study.tell(ot_trial, state=TrialState.FAIL)
+        else:
+            epochs = int(result.get("epoch") or 0)
+            status = "COMPLETE" if epochs >= self._max_epochs else "STOPPED"
+            ot_trial.set_user_attr("status", status)
+            self._ot_study.tell(ot_trial, [float(v) for v in values])
+        self._completed_trials.add(trial_id)
+
+    def finish_errored(self, trial_id: str | None = None, reason: str | None = None) -> None:
+        """Tell Optuna about errored trials (one, or all still open) with their reason."""
+        ids = [trial_id] if trial_id is not None else list(self._errored)
+        for tid in ids:
+            ot_trial = self._errored.pop(tid, None)
+            if ot_trial is None:
+                continue
+            ot_trial.set_user_attr(
+                "failure_reason", reason or "trial process errored (see the Tune trial's error.txt)"
+            )
+            self._ot_study.tell(ot_trial, state=TrialState.FAIL)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)

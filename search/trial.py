@@ -1,0 +1,507 @@
+"""One trial: build the model, measure its cost, train it through a DeepSpeed engine, report.
+
+``train_trial`` is a Ray Tune function trainable. With ``resources.workers_per_trial == 1`` it
+trains in its own process; with more it builds a Ray Train ``TorchTrainer`` (data parallel, one
+DeepSpeed engine per worker, ZeRO stage from the config) and forwards the workers' reports to
+Tune (Ray Train V2's supported pattern: a Tune function trainable that fits a TorchTrainer).
+
+Every epoch reports train loss, val top-1/top-5/loss, images/s and epoch time, and saves a
+DeepSpeed checkpoint so a trial restarted by Tune (e.g. after its node died) resumes where it was.
+Deterministic failures (an exception, a NaN/inf loss, out of memory) are reported as a final
+result carrying ``failure_reason``; the searcher records the trial as failed and the sweep goes on.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import math
+import os
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "NonFiniteLossError",
+    "TrialSession",
+    "deepspeed_config",
+    "select_precision",
+    "train_trial",
+]
+
+CHECKPOINT_TAG = "last"
+STATE_FILE = "trial_state.json"
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite."""
+
+
+# ---- pure helpers (unit-tested without Ray) ---------------------------------------------------
+def select_precision(requested: str, device: torch.device) -> str:
+    """``auto``: bf16 on GPUs that support it, fp16 on older GPUs, fp32 on CPU."""
+    if requested != "auto":
+        if requested in ("bf16", "fp16") and device.type != "cuda":
+            return "fp32"  # DeepSpeed's half-precision paths need an accelerator
+        return requested
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "fp32"
+
+
+def deepspeed_config(
+    *,
+    train_hp: dict[str, Any],
+    micro_batch_size: int,
+    grad_accum: int,
+    total_steps: int,
+    warmup_steps: int,
+    grad_clip: float,
+    zero_stage: int,
+    precision: str,
+    fused_optimizer: bool,
+) -> dict[str, Any]:
+    """The DeepSpeed config for one trial.
+
+    With ``fused_optimizer`` (a GPU) DeepSpeed builds the optimizer itself: FusedAdam for AdamW,
+    FusedLamb for LAMB. Otherwise the caller passes a client optimizer (torch AdamW or our LAMB).
+    """
+    cfg: dict[str, Any] = {
+        "train_micro_batch_size_per_gpu": micro_batch_size,
+        "gradient_accumulation_steps": grad_accum,
+        "gradient_clipping": grad_clip,
+        "steps_per_print": 10**9,
+        "wall_clock_breakdown": False,
+        "zero_optimization": {"stage": zero_stage},
+        "zero_allow_untested_optimizer": True,
+        "scheduler": {
+            "type": "WarmupCosineLR",
+            "params": {
+                "total_num_steps": max(total_steps, 1),
+                "warmup_num_steps": min(warmup_steps, max(total_steps - 1, 0)),
+                "warmup_type": "linear",
+                "warmup_min_ratio": 0.0,
+                "cos_min_ratio": 0.01,
+            },
+        },
+        "bf16": {"enabled": precision == "bf16"},
+        "fp16": {"enabled": precision == "fp16", "initial_scale_power": 12},
+    }
+    if fused_optimizer:
+        name = {"adamw": "AdamW", "lamb": "Lamb"}[train_hp["optimizer"]]
+        cfg["optimizer"] = {
+            "type": name,
+            "params": {"lr": train_hp["lr"], "weight_decay": train_hp["weight_decay"]},
+        }
+    return cfg
+
+
+def _client_optimizer(model: torch.nn.Module, train_hp: dict[str, Any]) -> torch.optim.Optimizer:
+    from search.optim import Lamb
+
+    # No weight decay on biases and norm weights (1-D tensors), as timm and the papers do.
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
+    groups = [
+        {"params": decay, "weight_decay": train_hp["weight_decay"]},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    if train_hp["optimizer"] == "lamb":
+        return Lamb(groups, lr=train_hp["lr"])
+    if train_hp["optimizer"] == "adamw":
+        return torch.optim.AdamW(groups, lr=train_hp["lr"])
+    raise ValueError(f"optimizer={train_hp['optimizer']!r}; allowed: adamw, lamb")
+
+
+@contextmanager
+def _own_process_group(backend: str) -> Iterator[int | None]:
+    """A one-process group on this trial's own rendezvous port (``None`` if one exists).
+
+    The TCPStore binds port 0, so the OS hands out a free port atomically: concurrent trials on
+    one node never collide on the default rendezvous port.
+    """
+    import torch.distributed as dist
+
+    if dist.is_initialized():  # Ray Train (multi-worker trials) already set one up
+        yield None
+        return
+    store = dist.TCPStore("127.0.0.1", 0, world_size=1, is_master=True, wait_for_workers=False)
+    port = int(store.port)
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK="0", LOCAL_RANK="0", WORLD_SIZE="1"
+    )
+    dist.init_process_group(backend, store=store, rank=0, world_size=1)
+    try:
+        yield port
+    finally:
+        dist.destroy_process_group()
+        del store
+
+
+# ---- the session abstraction: Tune (one process) or Ray Train (a worker of many) --------------
+@dataclass
+class TrialSession:
+    """Where a training loop reports to and restores from."""
+
+    report: Callable[[dict[str, Any], str | None], None]
+    restore_dir: Callable[[], Any]  # context manager yielding a directory or None
+    rank: int = 0
+    world_size: int = 1
+
+
+def _tune_session() -> TrialSession:
+    from ray import tune
+
+    def report(metrics: dict[str, Any], ckpt_dir: str | None) -> None:
+        ckpt = tune.Checkpoint.from_directory(ckpt_dir) if ckpt_dir else None
+        tune.report(metrics, checkpoint=ckpt)
+
+    return TrialSession(report=report, restore_dir=lambda: _checkpoint_dir(tune.get_checkpoint()))
+
+
+def _train_session() -> TrialSession:
+    import ray.train
+
+    ctx = ray.train.get_context()
+
+    def report(metrics: dict[str, Any], ckpt_dir: str | None) -> None:
+        ckpt = ray.train.Checkpoint.from_directory(ckpt_dir) if ckpt_dir else None
+        ray.train.report(metrics, checkpoint=ckpt)
+
+    return TrialSession(
+        report=report,
+        restore_dir=lambda: _checkpoint_dir(ray.train.get_checkpoint()),
+        rank=ctx.get_world_rank(),
+        world_size=ctx.get_world_size(),
+    )
+
+
+@contextmanager
+def _checkpoint_dir(checkpoint: Any) -> Iterator[str | None]:
+    if checkpoint is None:
+        yield None
+        return
+    with checkpoint.as_directory() as path:
+        yield str(path)
+
+
+# ---- the Tune trainable ------------------------------------------------------------------------
+def train_trial(config: dict[str, Any], *, experiment: Any, data: Any) -> None:
+    """Ray Tune function trainable: one proposal, trained and reported epoch by epoch."""
+    if experiment.resources.workers_per_trial > 1:
+        _fit_torch_trainer(config, experiment=experiment, data=data)
+        return
+    _run_guarded(config, experiment=experiment, data=data, session=_tune_session())
+
+
+def _fit_torch_trainer(config: dict[str, Any], *, experiment: Any, data: Any) -> None:
+    """Multi-worker trial: a TorchTrainer whose workers each run ``_train_loop``."""
+    from ray import tune
+    from ray.train import RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    res = experiment.resources
+    use_gpu = res.gpus_per_trial > 0
+    per_worker: dict[str, float] = {"CPU": res.cpus_per_trial}
+    if use_gpu:
+        per_worker["GPU"] = res.gpus_per_trial
+    trial_dir = tune.get_context().get_trial_dir()
+    trainer = TorchTrainer(
+        train_loop_per_worker=_train_worker,
+        train_loop_config={"config": config, "experiment": experiment, "data": data},
+        torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
+        scaling_config=ScalingConfig(
+            num_workers=res.workers_per_trial, use_gpu=use_gpu, resources_per_worker=per_worker
+        ),
+        run_config=RunConfig(
+            name="train",
+            storage_path=str(Path(trial_dir).parent / "_train"),
+            callbacks=[TuneReportCallback()],
+        ),
+    )
+    trainer.fit()
+
+
+def _train_worker(loop_config: dict[str, Any]) -> None:
+    _run_guarded(
+        loop_config["config"],
+        experiment=loop_config["experiment"],
+        data=loop_config["data"],
+        session=_train_session(),
+    )
+
+
+def _run_guarded(
+    config: dict[str, Any], *, experiment: Any, data: Any, session: TrialSession
+) -> None:
+    """Train; turn a deterministic failure into a final report instead of a crash."""
+    state: dict[str, Any] = {"best_val_accuracy": 0.0, "epoch": 0, "history": []}
+    try:
+        _train(config, experiment=experiment, data=data, session=session, state=state)
+    except Exception as exc:  # recorded as a failed trial; the sweep goes on
+        reason = _failure_reason(exc)
+        metrics = {
+            "failure_reason": reason,
+            "val_accuracy": state["best_val_accuracy"],
+            "best_val_accuracy": state["best_val_accuracy"],
+            "epoch": state["epoch"],
+            "history": state["history"],
+        }
+        if session.rank == 0:
+            print(f"[paretotune] trial failed: {reason}", flush=True)
+        session.report(metrics, None)
+    finally:
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+def _failure_reason(exc: BaseException) -> str:
+    if isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower():
+        return f"out of memory: {str(exc).splitlines()[0][:300]}"
+    if isinstance(exc, NonFiniteLossError):
+        return f"non-finite loss: {exc}"
+    frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    where = f" (at {Path(frame.filename).name}:{frame.lineno})" if frame else ""
+    first_line = (str(exc).splitlines() or [""])[0][:300]
+    return f"{type(exc).__name__}: {first_line}{where}"
+
+
+def _train(
+    config: dict[str, Any],
+    *,
+    experiment: Any,
+    data: Any,
+    session: TrialSession,
+    state: dict[str, Any],
+) -> None:
+    import deepspeed
+
+    import models
+    from models.cost import measure
+    from search.data import Augmenter, batches
+    from spaces import split_proposal
+
+    family, model_hp, train_hp = split_proposal(config)
+    training = experiment.training
+    threads = training.num_threads or max(1, int(experiment.resources.cpus_per_trial))
+    torch.set_num_threads(threads)
+    device = _trial_device()
+    seed = int(experiment.seed) * 100_003 + int(config.get("_seed_offset", 0))
+    torch.manual_seed(seed)
+
+    model = models.build_model(
+        family,
+        num_classes=data.num_classes,
+        image_size=data.image_size,
+        in_channels=data.in_channels,
+        **model_hp,
+    ).to(device)
+    cost = measure(model, (1, data.in_channels, data.image_size, data.image_size))
+    cost_metrics = {
+        "params": int(cost.params),
+        "flops": int(cost.flops),
+        "latency_ms": float(cost.latency_ms_b1) if cost.latency_ms_b1 is not None else math.nan,
+        "latency_ms_b64": float(cost.latency_ms_b64)
+        if cost.latency_ms_b64 is not None
+        else math.nan,
+    }
+
+    # Batch geometry: the global batch is split over workers, then into micro-batches.
+    batch_size = int(train_hp["batch_size"])
+    world = session.world_size
+    per_rank = max(1, batch_size // world)
+    micro = per_rank
+    if training.max_micro_batch_size:
+        micro = min(per_rank, training.max_micro_batch_size)
+        while per_rank % micro:
+            micro -= 1
+    grad_accum = per_rank // micro
+    n_train = len(data.train_y)
+    micro_steps_per_epoch = (n_train // world) // micro
+    if micro_steps_per_epoch < grad_accum:
+        raise ValueError(
+            f"batch_size={batch_size}: larger than the training set ({n_train} images)"
+        )
+    steps_per_epoch = micro_steps_per_epoch // grad_accum
+    precision = select_precision(training.precision, device)
+    fused = device.type == "cuda"
+    ds_config = deepspeed_config(
+        train_hp=train_hp,
+        micro_batch_size=micro,
+        grad_accum=grad_accum,
+        total_steps=steps_per_epoch * experiment.epochs,
+        warmup_steps=steps_per_epoch * int(train_hp.get("warmup_epochs", 0)),
+        grad_clip=training.grad_clip,
+        zero_stage=training.zero_stage,
+        precision=precision,
+        fused_optimizer=fused,
+    )
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    with _own_process_group(backend):
+        engine, _, _, _ = deepspeed.initialize(
+            model=model,
+            optimizer=None if fused else _client_optimizer(model, train_hp),
+            config=ds_config,
+            dist_init_required=False,
+        )
+        try:
+            _epochs(
+                engine,
+                data=data,
+                experiment=experiment,
+                train_hp=train_hp,
+                session=session,
+                state=state,
+                cost_metrics=cost_metrics,
+                micro=micro,
+                micro_steps_per_epoch=micro_steps_per_epoch,
+                seed=seed,
+                augmenter=Augmenter(data, engine.device),
+                batches=batches,
+            )
+        finally:
+            engine.destroy() if hasattr(engine, "destroy") else None
+            del engine
+
+
+def _trial_device() -> torch.device:
+    if torch.cuda.is_available():
+        local = int(os.environ.get("LOCAL_RANK", "0")) % max(torch.cuda.device_count(), 1)
+        torch.cuda.set_device(local)
+        return torch.device("cuda", local)
+    return torch.device("cpu")
+
+
+def _epochs(
+    engine: Any,
+    *,
+    data: Any,
+    experiment: Any,
+    train_hp: dict[str, Any],
+    session: TrialSession,
+    state: dict[str, Any],
+    cost_metrics: dict[str, Any],
+    micro: int,
+    micro_steps_per_epoch: int,
+    seed: int,
+    augmenter: Any,
+    batches: Any,
+) -> None:
+    start_epoch = 0
+    with session.restore_dir() as ckpt_dir:
+        if ckpt_dir is not None and (Path(ckpt_dir) / STATE_FILE).is_file():
+            engine.load_checkpoint(ckpt_dir, tag=CHECKPOINT_TAG)
+            state.update(json.loads((Path(ckpt_dir) / STATE_FILE).read_text()))
+            start_epoch = int(state["epoch"])
+    device = engine.device
+    dtype = next(engine.module.parameters()).dtype
+    label_smoothing = float(train_hp.get("label_smoothing", 0.0))
+    for epoch in range(start_epoch + 1, experiment.epochs + 1):
+        t0 = time.perf_counter()
+        engine.train()
+        gen = torch.Generator().manual_seed(seed + epoch)
+        aug_gen = torch.Generator(device=device).manual_seed(seed + 7919 * epoch)
+        order = batches(
+            len(data.train_y),
+            batch_size=micro * session.world_size,
+            shuffle=True,
+            generator=gen,
+            drop_last=True,
+        )
+        loss_sum, seen, steps = 0.0, 0, 0
+        for idx in order:
+            if steps >= micro_steps_per_epoch:
+                break
+            idx = idx[session.rank :: session.world_size]
+            x = augmenter.augment(data.train_x[idx].to(device, non_blocking=True), aug_gen)
+            y = data.train_y[idx].to(device, non_blocking=True)
+            logits = engine(x.to(dtype))
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
+            if not torch.isfinite(loss):
+                raise NonFiniteLossError(f"loss={loss.item()} at epoch {epoch}, step {steps}")
+            engine.backward(loss)
+            engine.step()
+            loss_sum += float(loss.detach()) * len(y)
+            seen += len(y)
+            steps += 1
+        train_time = time.perf_counter() - t0
+        val = _evaluate(engine, data.val_x, data.val_y, augmenter, session, dtype)
+        epoch_time = time.perf_counter() - t0
+        state["epoch"] = epoch
+        state["best_val_accuracy"] = max(state["best_val_accuracy"], val["accuracy"])
+        record = {
+            "epoch": epoch,
+            "train_loss": _all_mean(loss_sum, seen),
+            "val_accuracy": val["accuracy"],
+            "val_top5": val["top5"],
+            "val_loss": val["loss"],
+            "images_per_s": seen * session.world_size / max(train_time, 1e-9),
+            "epoch_time_s": epoch_time,
+        }
+        state["history"].append(record)
+        metrics = {
+            **record,
+            **cost_metrics,
+            "best_val_accuracy": state["best_val_accuracy"],
+            "train_time_s": sum(h["epoch_time_s"] for h in state["history"]),
+            "epochs_planned": experiment.epochs,
+            "history": list(state["history"]),
+        }
+        if epoch == experiment.epochs and experiment.training.eval_test:
+            test = _evaluate(engine, data.test_x, data.test_y, augmenter, session, dtype)
+            metrics.update(test_accuracy=test["accuracy"], test_top5=test["top5"])
+        with tempfile.TemporaryDirectory(prefix="paretotune-ckpt-") as tmp:
+            engine.save_checkpoint(tmp, tag=CHECKPOINT_TAG)
+            (Path(tmp) / STATE_FILE).write_text(json.dumps(state))
+            session.report(metrics, tmp if session.rank == 0 else None)
+
+
+@torch.no_grad()
+def _evaluate(
+    engine: Any,
+    x_all: torch.Tensor,
+    y_all: torch.Tensor,
+    augmenter: Any,
+    session: TrialSession,
+    dtype: torch.dtype,
+) -> dict[str, float]:
+    """Top-1, top-5 and loss over a split, sharded over the workers and summed."""
+    engine.eval()
+    device = engine.device
+    totals = torch.zeros(4, dtype=torch.float64, device=device)  # loss, top1, top5, count
+    indices = torch.arange(len(y_all))[session.rank :: session.world_size]
+    for start in range(0, len(indices), 256):
+        idx = indices[start : start + 256]
+        x = augmenter.normalize(x_all[idx].to(device)).to(dtype)
+        y = y_all[idx].to(device)
+        logits = engine(x).float()
+        k = min(5, logits.shape[-1])
+        topk = logits.topk(k, dim=-1).indices
+        totals[0] += F.cross_entropy(logits, y, reduction="sum").double()
+        totals[1] += (topk[:, 0] == y).sum()
+        totals[2] += (topk == y[:, None]).any(dim=-1).sum()
+        totals[3] += len(y)
+    if session.world_size > 1:
+        import torch.distributed as dist
+
+        dist.all_reduce(totals)
+    count = max(float(totals[3]), 1.0)
+    return {
+        "loss": float(totals[0]) / count,
+        "accuracy": float(totals[1]) / count,
+        "top5": float(totals[2]) / count,
+    }
+
+
+def _all_mean(total: float, count: int) -> float:
+    return total / max(count, 1)
