@@ -99,7 +99,8 @@ class BudgetedOptunaSearch(OptunaSearch):
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         for _ in range(self._max_infeasible):
             ot_trial = self._ot_study.ask()
-            proposal = self._suggest_from_define_by_run_func(self._space, ot_trial)
+            # Only what the space returns: Tune's captor would also merge the raw Optuna names.
+            proposal = dict(self._space(ot_trial))
             estimate = self._estimate_fn(proposal)
             violations = [
                 estimate[key] / limit - 1.0 for key, limit in sorted(self._limits.items())

@@ -250,6 +250,9 @@ def _run_guarded(
     except Exception as exc:  # recorded as a failed trial; the sweep goes on
         reason = _failure_reason(exc)
         metrics = {
+            # Every metric the searcher and scheduler expect is present (Tune checks it).
+            **{key: math.nan for key in ("flops", "params", "latency_ms")},
+            **state.get("cost", {}),
             "failure_reason": reason,
             "val_accuracy": state["best_val_accuracy"],
             "best_val_accuracy": state["best_val_accuracy"],
@@ -276,6 +279,12 @@ def _failure_reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first_line}{where}"
 
 
+def _quiet_deepspeed() -> None:
+    import logging
+
+    logging.getLogger("DeepSpeed").setLevel(logging.WARNING)
+
+
 def _train(
     config: dict[str, Any],
     *,
@@ -291,6 +300,7 @@ def _train(
     from search.data import Augmenter, batches
     from spaces import split_proposal
 
+    _quiet_deepspeed()
     family, model_hp, train_hp = split_proposal(config)
     training = experiment.training
     threads = training.num_threads or max(1, int(experiment.resources.cpus_per_trial))
@@ -307,7 +317,7 @@ def _train(
         **model_hp,
     ).to(device)
     cost = measure(model, (1, data.in_channels, data.image_size, data.image_size))
-    cost_metrics = {
+    cost_metrics = state["cost"] = {
         "params": int(cost.params),
         "flops": int(cost.flops),
         "latency_ms": float(cost.latency_ms_b1) if cost.latency_ms_b1 is not None else math.nan,

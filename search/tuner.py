@@ -280,11 +280,14 @@ def _init_ray(address: str | None) -> None:
     import ray
 
     address = address or os.environ.get("RAY_ADDRESS")
+    # Trial output (DeepSpeed, Ray Train) stays in the trials' logs; progress lines come from
+    # the driver. PARETOTUNE_WORKER_LOGS=1 streams the workers' output too.
+    log_to_driver = os.environ.get("PARETOTUNE_WORKER_LOGS", "0") == "1"
     if address:
-        ray.init(address=address, log_to_driver=True)
+        ray.init(address=address, log_to_driver=log_to_driver)
     else:
         # A private local instance; no dashboard unless asked (it would bind a port).
-        ray.init(include_dashboard=False, log_to_driver=True)
+        ray.init(include_dashboard=False, log_to_driver=log_to_driver)
 
 
 def _next_run_name(out: Path) -> str:
