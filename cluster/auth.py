@@ -233,7 +233,10 @@ def resolve(
     environ: Mapping[str, str] | None = None,
     probe: bool = True,
 ) -> ClientAuth:
-    """Find the token, ask the cluster whether it enforces auth, apply the policy.
+    """Find the token, apply the policy, ask the cluster whether it enforces auth, apply it again.
+
+    Nothing is sent to a non-loopback address when the client has no token (and not
+    ``insecure``): the refusal comes first.
 
     ``RAY_AUTH_MODE=disabled`` in the client's environment means "no token". With
     ``RAY_AUTH_MODE=token`` a missing token is an error; when the mode is unset, a token found
@@ -248,6 +251,8 @@ def resolve(
             f"{AUTH_MODE_ENV}=token but no token found: set {TOKEN_ENV} or {TOKEN_PATH_ENV}, "
             "or put the cluster's token in ~/.ray/auth_token"
         )
+    # Refuse before sending anything: no token for a remote address.
+    check_policy(address, token=token, insecure=insecure)
     server_mode = server_auth_mode(address) if probe else None
     check_policy(address, token=token, insecure=insecure, server_mode=server_mode)
     if server_mode == "token" and token is None:

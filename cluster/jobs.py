@@ -259,12 +259,14 @@ def connect(auth: _auth.ClientAuth) -> JobSubmissionClient:
         return JobSubmissionClient(auth.address, headers=auth.headers())
     except ConnectionError as exc:
         raise UserError(f"cannot reach the Ray Jobs API at {auth.address}: {exc}") from None
-    except Exception as exc:  # AuthenticationError and friends: one clear line
+    except Exception as exc:  # AuthenticationError, a 404 (not a Ray dashboard): one line
+        first_line = (str(exc).splitlines() or [type(exc).__name__])[0]
         if type(exc).__name__ == "AuthenticationError":
             raise UserError(
-                f"{auth.address} rejected the credentials ({auth.describe()}): "
-                f"{str(exc).splitlines()[0]}"
+                f"{auth.address} rejected the credentials ({auth.describe()}): {first_line}"
             ) from None
+        if isinstance(exc, RuntimeError):
+            raise UserError(f"{auth.address}: not a usable Ray Jobs API: {first_line}") from None
         raise
 
 

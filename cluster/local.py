@@ -26,7 +26,16 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["LocalCluster", "LocalNode", "free_port", "processes_with_marker", "stop_pids"]
+__all__ = [
+    "LocalCluster",
+    "LocalNode",
+    "free_port",
+    "local_cluster",
+    "main",
+    "processes_with_marker",
+    "stop_pids",
+    "wait_for_nodes",
+]
 
 MARKER_ENV = "PARETOTUNE_LOCAL_CLUSTER"
 _RAY = str(Path(sys.executable).with_name("ray"))
@@ -335,3 +344,48 @@ def local_cluster(**kwargs: object) -> Iterator[LocalCluster]:
         yield cluster.start_head()
     finally:
         cluster.stop()
+
+
+def wait_for_nodes(address: str, count: int, *, timeout_s: float = 300.0) -> int:
+    """Connect to the cluster at ``address`` (GCS ``host:port``) and wait for ``count`` alive
+    nodes; returns the count. Retries while the head is still starting."""
+    import ray
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            ray.init(address=address, logging_level="ERROR", log_to_driver=False)
+            break
+        except (ConnectionError, RuntimeError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(2.0)
+    try:
+        while True:
+            alive = sum(1 for node in ray.nodes() if node["Alive"])
+            if alive >= count or time.monotonic() > deadline:
+                return alive
+            time.sleep(2.0)
+    finally:
+        ray.shutdown()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m cluster.local wait-nodes HOST:PORT N [--timeout S]`` (used by the SLURM
+    template): exit 0 once N nodes are alive, 1 on timeout."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m cluster.local")
+    sub = parser.add_subparsers(dest="command", required=True)
+    wait = sub.add_parser("wait-nodes", help="wait until N nodes of the cluster are alive")
+    wait.add_argument("address", help="the head's GCS address, HOST:PORT")
+    wait.add_argument("count", type=int)
+    wait.add_argument("--timeout", type=float, default=300.0)
+    args = parser.parse_args(argv)
+    alive = wait_for_nodes(args.address, args.count, timeout_s=args.timeout)
+    print(f"{alive} of {args.count} Ray nodes alive at {args.address}", file=sys.stderr)
+    return 0 if alive >= args.count else 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
