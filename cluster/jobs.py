@@ -108,6 +108,9 @@ def stage_working_dir(dest: Path, experiment: str, *, root: Path | None = None) 
     or the preset name unchanged.
     """
     root = root or project_root()
+    path = Path(experiment).expanduser()
+    if not path.is_file() and (path.suffix in (".yaml", ".yml") or "/" in experiment):
+        raise UserError(f"experiment {experiment!r}: no such file")
     for name in PROJECT_PACKAGES:
         src = root / name
         if src.is_dir():
@@ -115,13 +118,10 @@ def stage_working_dir(dest: Path, experiment: str, *, root: Path | None = None) 
     for name in PROJECT_FILES:
         if (root / name).is_file():
             shutil.copy2(root / name, dest / name)
-    path = Path(experiment).expanduser()
     if path.is_file():
         (dest / EXPERIMENT_DIR).mkdir()
         shutil.copy2(path, dest / EXPERIMENT_DIR / path.name)
         return f"{EXPERIMENT_DIR}/{path.name}"
-    if path.suffix in (".yaml", ".yml") or "/" in experiment:
-        raise UserError(f"experiment {experiment!r}: no such file")
     return experiment  # a preset name; the cluster resolves it from search/presets/
 
 

@@ -9,6 +9,7 @@ the worker node is removed mid-trial.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -65,7 +66,7 @@ def test_hello_job_runs_in_the_staged_project(
         metadata={"paretotune.experiment": "hello"},
     )
     assert job_id.startswith("paretotune-hello-")
-    code = jobs.wait(client, job_id, out=open(os.devnull, "w"))  # noqa: SIM115
+    code = jobs.wait(client, job_id, out=io.StringIO())
     logs = client.get_job_logs(job_id)
     assert code == 0, logs
     assert "hello from smoke" in logs
