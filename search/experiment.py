@@ -217,6 +217,8 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]
             value = raw
         node = result
         parts = key.strip().split(".")
+        if parts[0] == "space" and len(parts) > 2:  # space keys hold dots: perceiver.num_latents
+            parts = ["space", ".".join(parts[1:])]
         for part in parts[:-1]:
             child = node.get(part)
             if child is None:

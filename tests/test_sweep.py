@@ -1,0 +1,204 @@
+"""End-to-end sweeps with real Ray, real Optuna (SQLite study) and real DeepSpeed engines on CPU.
+
+One Ray instance serves the in-process sweeps of this module; the SIGKILL test drives the CLI in
+subprocesses (each with its own Ray) and stops every process it started by PID.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import optuna
+import psutil
+import pytest
+import ray
+
+import search
+from search.tuner import open_study
+
+pytestmark = pytest.mark.slow
+
+MAX_FLOPS = 100_000
+
+
+@pytest.fixture(scope="module")
+def ray_session() -> Iterator[None]:
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def smoke_sweep(ray_session: None, tmp_path_factory: pytest.TempPathFactory) -> search.SweepResult:
+    out = tmp_path_factory.mktemp("smoke")
+    return search.run(
+        "smoke", overrides=[f"budget.max_flops={MAX_FLOPS}"], output_dir=out, report=False
+    )
+
+
+def _csv_rows(path: Path) -> list[dict[str, str]]:
+    with path.open() as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_smoke_sweep_trains_two_families_two_at_a_time(smoke_sweep: search.SweepResult) -> None:
+    trained = [r for r in smoke_sweep.trials if r["status"] in ("COMPLETE", "STOPPED")]
+    assert len(trained) == 6, smoke_sweep.counts()
+    assert {r["family"] for r in trained} == {"perceiver", "mixer"}
+    for row in trained:
+        assert row["epochs_run"] == 2 and len(row["history"]) == 2
+        assert 0.0 <= row["val_accuracy"] <= 1.0
+        assert row["val_accuracy"] == max(h["val_accuracy"] for h in row["history"])
+        assert row["test_accuracy"] is not None
+        for h in row["history"]:
+            assert h["images_per_s"] > 0 and math.isfinite(h["train_loss"])
+    # max_concurrent_trials=2: some two trials ran at the same time.
+    spans = sorted((r["started_at"], r["finished_at"]) for r in trained)
+    assert any(b[0] < a[1] for a, b in itertools.pairwise(spans))
+    assert smoke_sweep.front, "a sweep with finished trials has a front"
+
+
+def test_trials_csv_and_optuna_study_agree(smoke_sweep: search.SweepResult) -> None:
+    study = open_study(smoke_sweep.experiment, create=False)
+    assert study.metric_names == ["val_accuracy", "flops"]
+    rows = {int(r["number"]): r for r in _csv_rows(smoke_sweep.output_dir / "trials.csv")}
+    assert sorted(rows) == [t.number for t in study.trials]
+    for t in study.trials:
+        row = rows[t.number]
+        assert row["status"] == t.user_attrs["status"]
+        if row["status"] in ("COMPLETE", "STOPPED"):
+            assert t.state == optuna.trial.TrialState.COMPLETE
+            assert float(row["val_accuracy"]) == pytest.approx(t.values[0], abs=0)
+            assert float(row["flops"]) == pytest.approx(t.values[1], abs=0)
+            assert row["family"] == t.params["family"]
+    doc = json.loads((smoke_sweep.output_dir / "trials.json").read_text())
+    assert doc["objectives"] == {"val_accuracy": "max", "flops": "min"}
+    assert len(doc["trials"]) == len(study.trials)
+
+
+def test_over_budget_proposals_never_train(smoke_sweep: search.SweepResult) -> None:
+    rows = smoke_sweep.trials
+    infeasible = [r for r in rows if r["status"] == "INFEASIBLE"]
+    trained = [r for r in rows if r["status"] in ("COMPLETE", "STOPPED", "FAILED")]
+    assert infeasible, "the smoke space has proposals above the budget"
+    for r in infeasible:
+        assert r["flops"] > MAX_FLOPS
+        assert r["epochs_run"] == 0 and r["history"] == []
+        assert r["trial_id"].startswith("optuna-")  # never handed to Tune
+        assert "over budget" in r["failure_reason"]
+    for r in trained:
+        assert r["flops"] <= MAX_FLOPS * 1.05  # measured cost of what did train
+    # Tune created exactly one trial directory per trained proposal.
+    tune_dirs = [p for p in (smoke_sweep.output_dir / "tune").glob("run-*/train_trial_*")]
+    assert len(tune_dirs) == len(trained)
+    # Optuna was told: infeasible trials carry positive constraint values.
+    study = open_study(smoke_sweep.experiment, create=False)
+    for t in study.trials:
+        violated = max(t.user_attrs["constraints"]) > 0
+        assert violated == (t.user_attrs["status"] == "INFEASIBLE")
+
+
+def test_failing_trials_are_recorded_and_the_sweep_finishes(
+    ray_session: None, tmp_path: Path
+) -> None:
+    # A batch larger than the training set cannot train: a real, deterministic trial failure.
+    result = search.run(
+        "smoke",
+        overrides=["num_trials=2", "space.batch_size=[4096]"],
+        output_dir=tmp_path,
+        report=False,
+    )
+    assert result.counts() == {"FAILED": 2}
+    for row in _csv_rows(tmp_path / "trials.csv"):
+        assert row["status"] == "FAILED"
+        assert "batch_size=4096" in row["failure_reason"]
+    study = open_study(result.experiment, create=False)
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.FAIL] * 2
+
+
+def test_run_refuses_an_output_dir_that_holds_a_sweep(smoke_sweep: search.SweepResult) -> None:
+    with pytest.raises(search.UserError, match="already holds a sweep; continue it with"):
+        search.run("smoke", output_dir=smoke_sweep.output_dir, report=False)
+
+
+# ---- SIGKILL of the driver, then `paretotune resume` ----------------------------------------
+def _finished(db: Path, name: str) -> dict[int, tuple[float, ...]]:
+    if not db.exists():
+        return {}
+    try:
+        study = optuna.load_study(study_name=name, storage=f"sqlite:///{db}")
+    except KeyError:
+        return {}
+    return {
+        t.number: tuple(t.values)
+        for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    }
+
+
+def _kill_tree(procs: list[psutil.Process]) -> None:
+    for p in procs:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(procs, timeout=30)
+
+
+def test_sigkill_driver_then_resume_loses_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "killed"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    cli = [sys.executable, "-m", "search.cli"]
+    args = [
+        "run",
+        "smoke",
+        "--output",
+        str(out),
+        "--no-report",
+        "--set",
+        "num_trials=6",
+        "--set",
+        "resources.max_concurrent_trials=1",
+    ]
+    log = (tmp_path / "run.log").open("w")
+    driver = subprocess.Popen([*cli, *args], stdout=log, stderr=subprocess.STDOUT, env=env)
+    tree = [psutil.Process(driver.pid)]
+    try:
+        deadline = time.monotonic() + 300
+        while len(_finished(out / "optuna.db", "smoke")) < 2:
+            assert driver.poll() is None, (tmp_path / "run.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "no two trials finished in time"
+            time.sleep(1)
+        tree += tree[0].children(recursive=True)
+        os.kill(driver.pid, signal.SIGKILL)
+        driver.wait(timeout=30)
+    finally:
+        _kill_tree(tree)  # Ray's helpers outlive a killed driver: stop them by PID
+        log.close()
+    before = _finished(out / "optuna.db", "smoke")
+    assert 2 <= len(before) < 6
+
+    resumed = subprocess.run(
+        [*cli, "resume", str(out), "--no-report"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    after = _finished(out / "optuna.db", "smoke")
+    assert all(after[n] == v for n, v in before.items())  # finished trials kept, not re-run
+    rows = _csv_rows(out / "trials.csv")
+    trained = [r for r in rows if r["status"] in ("COMPLETE", "STOPPED", "FAILED")]
+    assert len(trained) == 6, [(r["number"], r["status"]) for r in rows]
+    assert {int(r["number"]) for r in trained} >= set(before)
+    assert "Pareto-optimal trials" in resumed.stdout
