@@ -529,7 +529,7 @@ def hypervolume_history(
         spent += t if math.isfinite(t) else 0.0
         if is_eligible(row, objs) and (family is None or str(row.get("family")) == family):
             new = _values(row, objs)
-            candidate = current + [new]
+            candidate = [*current, new]
             mask = non_dominated_mask(candidate, directions)
             if mask[-1]:  # only a point on the front can change the hypervolume
                 current = [p for p, keep in zip(candidate, mask) if keep]

@@ -633,6 +633,15 @@ def _hp_value(row: Mapping[str, Any], name: str) -> Any:
     return row[f"hp.{name}"] if f"hp.{name}" in row else _config(row).get(name)
 
 
+_LOG_PARAMS = frozenset({"lr", "weight_decay"})
+
+
+def _log_scaled(name: str, lo: float, hi: float) -> bool:
+    """Whether a positive numeric hyperparameter reads better in log10: the learning rate and
+    weight decay (searched on a log scale), or anything spanning two decades or more."""
+    return lo > 0 and ((name in _LOG_PARAMS and hi > lo) or hi / lo >= 100)
+
+
 def _parcoords_dimension(name: str, values: Sequence[Any]) -> dict[str, Any]:
     numeric = all(
         isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
@@ -641,7 +650,7 @@ def _parcoords_dimension(name: str, values: Sequence[Any]) -> dict[str, Any]:
     if numeric:
         nums = [float(v) for v in values]
         lo, hi = min(nums), max(nums)
-        if lo > 0 and hi / lo >= 10:
+        if _log_scaled(name, lo, hi):
             return {"label": f"log10({name})", "values": [math.log10(v) for v in nums]}
         return {"label": name, "values": nums}
     labels = ["n/a" if v is None else str(v) for v in values]
@@ -690,7 +699,7 @@ def _parcoords_figure(results: Results, family: str) -> go.Figure:
     return _with_notes(fig, [] if names else [f"no {family} hyperparameter varies"])
 
 
-def _infer_distribution(values: Sequence[Any]) -> Any:
+def _infer_distribution(name: str, values: Sequence[Any]) -> Any:
     """An Optuna distribution covering ``values`` (bool/str/other -> categorical)."""
     from optuna.distributions import (
         CategoricalDistribution,
@@ -702,7 +711,7 @@ def _infer_distribution(values: Sequence[Any]) -> Any:
         return IntDistribution(min(values), max(values))
     if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
         lo, hi = float(min(values)), float(max(values))
-        return FloatDistribution(lo, hi, log=lo > 0 and hi / lo >= 100)
+        return FloatDistribution(lo, hi, log=_log_scaled(name, lo, hi))
     choices = sorted(
         {v if isinstance(v, (bool, int, float, str)) or v is None else str(v) for v in values},
         key=lambda c: (str(type(c)), str(c)),
@@ -714,12 +723,67 @@ def _categorical_value(v: Any) -> Any:
     return v if isinstance(v, (bool, int, float, str)) or v is None else str(v)
 
 
-def _family_study(results: Results, family: str) -> tuple[Any, list[int], str]:
-    """An in-memory study of ``family``'s measured trials, the value index of each objective,
-    and where the trials came from (``optuna.db`` or ``trials.json``)."""
+_METRIC_ALIASES = {"latency_ms": "latency"}  # trials.json column -> study metric name
+
+
+def _stored_family_study(
+    db: Path, results: Results, family: str, numbers: set[int]
+) -> tuple[Any, list[int]]:
+    """``family``'s measured trials copied from the stored study into an in-memory one.
+
+    Parameters lose their ``<family>.`` prefix and the ``family`` choice itself; objective
+    ``i`` of ``results.objectives`` is ``values[index[i]]`` (matched by metric name).
+    """
     import optuna
 
-    directions = ["maximize" if o.direction == "max" else "minimize" for o in results.objectives]
+    storage = f"sqlite:///{db}"
+    names = optuna.study.get_all_study_names(storage)
+    name = results.name if results.name in names or len(names) != 1 else names[0]
+    stored = optuna.load_study(study_name=name, storage=storage)
+    objective_names = [o.name for o in results.objectives]
+    metric_names = stored.metric_names or objective_names
+    index = []
+    for pos, n in enumerate(objective_names):
+        alias = _METRIC_ALIASES.get(n, n)
+        index.append(
+            metric_names.index(n)
+            if n in metric_names
+            else metric_names.index(alias)
+            if alias in metric_names
+            else pos
+        )
+    prefix = f"{family}."
+    study = optuna.create_study(directions=stored.directions)
+    for t in stored.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        if t.number not in numbers or t.values is None:
+            continue
+        recorded = t.user_attrs.get("family", t.params.get("family", family))
+        if recorded != family:
+            raise ValueError(
+                f"trial {t.number} is {recorded!r} in the study but {family!r} in trials.json"
+            )
+        keep = {k: k.removeprefix(prefix) for k in t.params if k != "family"}
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={new: t.params[old] for old, new in keep.items()},
+                distributions={new: t.distributions[old] for old, new in keep.items()},
+                values=t.values,
+            )
+        )
+    return study, index
+
+
+def _family_study(results: Results, family: str) -> tuple[Any, list[int], str, list[str]]:
+    """An in-memory study of ``family``'s measured trials, the value index of each objective,
+    where the trials came from (``optuna.db`` or ``trials.json``) and notes."""
+    import optuna
+
+    directions = [
+        optuna.study.StudyDirection.MAXIMIZE
+        if o.direction == "max"
+        else optuna.study.StudyDirection.MINIMIZE
+        for o in results.objectives
+    ]
     rows = [
         r
         for r in pareto.eligible_rows(results.rows, results.objectives)
@@ -728,32 +792,14 @@ def _family_study(results: Results, family: str) -> tuple[Any, list[int], str]:
     numbers = {int(_num(r.get("number"))) for r in rows if math.isfinite(_num(r.get("number")))}
     names = [o.name for o in results.objectives]
     db = results.directory / "optuna.db"
+    notes = []
     if db.is_file():
         try:
-            stored = optuna.load_study(study_name=results.name, storage=f"sqlite:///{db}")
-            metric_names = stored.metric_names or names
-            index = [metric_names.index(n) for n in names]
-            trials = [
-                t
-                for t in stored.get_trials(
-                    deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)
-                )
-                if t.number in numbers and t.values is not None
-            ]
-            study = optuna.create_study(directions=stored.directions)
-            study.add_trials(
-                optuna.trial.create_trial(
-                    params={k: v for k, v in t.params.items() if k != "family"},
-                    distributions={k: d for k, d in t.distributions.items() if k != "family"},
-                    values=t.values,
-                )
-                for t in trials
-            )
-            return study, index, "optuna.db"
-        except Exception:  # fall back to trials.json below
-            pass
+            return (*_stored_family_study(db, results, family, numbers), "optuna.db", [])
+        except Exception as exc:  # fall back to trials.json below, and say so
+            notes.append(f"{family}: optuna.db not used ({type(exc).__name__}: {exc})")
     hp_names = _hp_columns(rows)
-    dists = {n: _infer_distribution([_hp_value(r, n) for r in rows]) for n in hp_names}
+    dists = {n: _infer_distribution(n, [_hp_value(r, n) for r in rows]) for n in hp_names}
     study = optuna.create_study(directions=directions)
     for r in rows:
         params = {}
@@ -771,7 +817,16 @@ def _family_study(results: Results, family: str) -> tuple[Any, list[int], str]:
                 values=[_num(r.get(o.name)) for o in results.objectives],
             )
         )
-    return study, list(range(len(names))), "trials.json"
+    return study, list(range(len(names))), "trials.json", notes
+
+
+def _value_at(i: int) -> Callable[[Any], float]:
+    """The importance target for objective ``i`` of a multi-objective trial."""
+
+    def target(trial: Any) -> float:
+        return float(trial.values[i])
+
+    return target
 
 
 @contextlib.contextmanager
@@ -794,7 +849,7 @@ def _importance_figure(results: Results, family: str) -> go.Figure:
     title = f"{family}: hyperparameter importance per objective"
     try:
         with _quiet_optuna():
-            study, index, source = _family_study(results, family)
+            study, index, source, notes = _family_study(results, family)
     except Exception as exc:
         return _message_figure(title, f"importance unavailable: {type(exc).__name__}: {exc}")
     n = len(study.trials)
@@ -803,14 +858,15 @@ def _importance_figure(results: Results, family: str) -> go.Figure:
             title,
             f"importance needs at least {_MIN_IMPORTANCE_TRIALS} "
             f"measured {family} trials; there are {n}",
+            notes,
         )
     importances: dict[str, dict[str, float]] = {}
-    notes = []
     for obj, i in zip(results.objectives, index):
-        target: Callable[[Any], float] = lambda t, i=i: t.values[i]  # noqa: E731
         try:
             importances[obj.name] = optuna.importance.get_param_importances(
-                study, target=target, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0)
+                study,
+                target=_value_at(i),
+                evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0),
             )
         except Exception as exc:
             notes.append(f"{obj.name}: importance unavailable ({type(exc).__name__}: {exc})")
