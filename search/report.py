@@ -1004,6 +1004,14 @@ def _figure_html(fig: go.Figure, div_id: str) -> str:
     return body + notes
 
 
+def _dataset_text(dataset: Any) -> str:
+    """``{"name": "digits", "image_size": 16, ...}`` -> ``digits (16x16)``; strings as given."""
+    if isinstance(dataset, Mapping):
+        size = dataset.get("image_size")
+        return f"{dataset.get('name', 'n/a')}" + (f" ({size}x{size})" if size else "")
+    return "n/a" if dataset is None else str(dataset)
+
+
 def _summary_html(results: Results) -> str:
     counts = Counter(str(r.get("status")) for r in results.rows)
     ref = pareto.default_reference(results.rows, results.objectives)
@@ -1016,7 +1024,7 @@ def _summary_html(results: Results) -> str:
     return (
         f"<p><b>{len(results.rows)}</b> trials ({status}) over "
         f"{', '.join(results.families) or 'no families'}; dataset "
-        f"<b>{_esc(exp.get('dataset', 'n/a'))}</b>; objectives: {_esc(objs)}.</p>"
+        f"<b>{_esc(_dataset_text(exp.get('dataset')))}</b>; objectives: {_esc(objs)}.</p>"
         f"<p>Overall front: <b>{len(fr.overall)}</b> trials; hypervolume <b>{hv:.4g}</b> "
         f"against the reference point {_esc(ref.describe())}.</p>"
         f"<details><summary>experiment</summary><pre>{_esc(exp_yaml)}</pre></details>"
