@@ -124,6 +124,7 @@ def test_missing_results_is_a_user_error(tmp_path: Path) -> None:
 
 def test_report_is_self_contained(written: report.ReportFiles, page: str) -> None:
     assert os.fspath(written) == str(written.html) == str(written)
+    assert Path(written) == written.html
     assert written.html.name == "report.html" and written.pngs == {}
     bundle = get_plotlyjs()
     assert page.count(bundle) == 1, "plotly.js must be embedded exactly once"
@@ -515,9 +516,27 @@ def test_report_renders_without_javascript_errors(
     page: str, figures: dict[str, go.Figure], tmp_path: Path
 ) -> None:
     instrumented = tmp_path / "report.html"
-    instrumented.write_text(page.replace("<head>", "<head>" + _COLLECTOR, 1), encoding="utf-8")
+    # after load, sort the front table by accuracy (4th column) by clicking its header twice
+    sort_check = """<script>window.addEventListener("load", function () {
+      var th = document.querySelector("#front-table thead th:nth-child(4)");
+      th.click(); th.click();
+      var out = document.createElement("pre");
+      out.id = "sorted";
+      out.textContent = JSON.stringify(Array.prototype.map.call(
+        document.querySelectorAll("#front-table tbody tr td:nth-child(4)"),
+        function (td) { return parseFloat(td.getAttribute("data-value")); }));
+      document.body.appendChild(out);
+    });</script>"""
+    text = page.replace("<head>", "<head>" + _COLLECTOR, 1).replace(
+        "</body>", sort_check + "</body>"
+    )
+    instrumented.write_text(text, encoding="utf-8")
     dom = _dump_dom(instrumented, tmp_path / "profile")
     errors, rendered = _collected(dom)
     assert errors == []
     assert rendered == len(figures)  # every figure drew its SVG
     assert dom.count('class="main-svg"') >= len(figures)
+    sorted_acc = re.search(r'<pre id="sorted">(.*?)</pre>', dom)
+    assert sorted_acc is not None
+    values = json.loads(sorted_acc.group(1))
+    assert values and values == sorted(values, reverse=True)  # second click: descending
