@@ -46,11 +46,11 @@ __all__ = [
     "write_report",
 ]
 
-#: Cost columns the front figure can put on its x axis: (column, axis title, unit).
-COST_AXES: tuple[tuple[str, str, str], ...] = (
-    ("flops", "forward FLOPs per image", "FLOPs"),
-    ("params", "parameters", "params"),
-    ("latency_ms", "latency, batch 1 (ms)", "ms"),
+#: Cost columns the front figure can put on its x axis (the dropdown), with axis titles.
+COST_AXES: tuple[tuple[str, str], ...] = (
+    ("flops", "forward FLOPs per image"),
+    ("params", "parameters"),
+    ("latency_ms", "latency, batch 1 (ms)"),
 )
 #: Figures exported as PNG by ``write_report(..., png=True)``.
 MAIN_FIGURES: tuple[str, ...] = ("front", "hypervolume", "learning_curves")
@@ -251,13 +251,12 @@ def _message_figure(title: str, message: str, notes: Sequence[str] = ()) -> go.F
 # Presets
 
 
-def preset_points(image_size_hint: int | None = None) -> tuple[list[PresetPoint], list[str]]:
+def preset_points() -> tuple[list[PresetPoint], list[str]]:
     """The seed presets at their estimated cost, and notes on any that could not be placed.
 
     Uses ``models.PRESETS`` and ``models.cost.estimate`` (imports torch). Never raises: when
     the models package is not importable the list is empty and the note says why.
     """
-    del image_size_hint  # presets are drawn at their own image size
     try:
         import models
         from models import cost as model_cost
@@ -429,7 +428,7 @@ def _front_figure(
     acc = results.accuracy_key
     views = [
         (k, title)
-        for k, title, _ in COST_AXES
+        for k, title in COST_AXES
         if any(
             pareto.is_eligible(r, pareto.as_objectives({acc: "max", k: "min"}))
             for r in results.rows

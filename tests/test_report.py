@@ -155,7 +155,7 @@ def test_report_holds_every_section_and_figure(page: str, figures: dict[str, go.
 
 def test_embedded_front_equals_pareto_fronts(page: str, results: report.Results) -> None:
     traces = _embedded_traces(page, "fig-front")
-    for key, _, _ in report.COST_AXES:
+    for key, _ in report.COST_AXES:
         fr = pareto.fronts(results.rows, {"val_accuracy": "max", key: "min"})
         for fam, front in fr.by_family.items():
             (t,) = [t for t in _by_kind(traces, key, "family_front") if t["meta"]["family"] == fam]
@@ -190,8 +190,8 @@ def test_front_figure_objects_equal_pareto_fronts(
 def test_cost_dropdown_switches_views(figures: dict[str, go.Figure]) -> None:
     fig = figures["front"]
     (menu,) = fig.layout.updatemenus
-    assert [b.label for b in menu.buttons] == [title for _, title, _ in report.COST_AXES]
-    for (key, title, _), button in zip(report.COST_AXES, menu.buttons):
+    assert [b.label for b in menu.buttons] == [title for _, title in report.COST_AXES]
+    for (key, title), button in zip(report.COST_AXES, menu.buttons):
         visible = button.args[0]["visible"]
         assert visible == [t.meta["view"] == key for t in fig.data]
         assert button.args[1]["xaxis.title.text"].startswith(title)
