@@ -378,5 +378,25 @@ def _check_values(exp: Experiment) -> None:
             f"storage={exp.storage!r}: expected an RDB URL (sqlite:///path/optuna.db or "
             "postgresql://user@host/db)"
         )
+    _check_space(exp)
     if not exp.name.replace("-", "").replace("_", "").isalnum():
         raise UserError(f"name={exp.name!r}: use letters, digits, '-' and '_' only")
+
+
+def _check_space(exp: Experiment) -> None:
+    """Every ``space`` key must be a parameter of some family's space (catches typos); keys of
+    families not in this experiment are allowed, so ``--set families=[vit]`` works on presets."""
+    from spaces import parameter_names
+
+    known = parameter_names(_FAMILIES, image_size=exp.dataset.image_size)
+    for key, value in exp.space.items():
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise UserError(
+                f"space.{key}: not a search-space parameter{hint}; allowed: family-prefixed "
+                f"names such as perceiver.num_latents (see spaces/), or "
+                f"{', '.join(k for k in known if '.' not in k and k != 'family')}"
+            )
+        if not isinstance(value, (list, tuple)) or not value:
+            raise UserError(f"space.{key}={value!r}: expected a non-empty list of choices")

@@ -18,7 +18,15 @@ from spaces import fnet, gmlp, mixer, perceiver, vit
 from spaces._context import SpaceContext
 from spaces.common import TRAIN_KEYS, training
 
-__all__ = ["SPACES", "TRAIN_KEYS", "JointSpace", "SpaceContext", "joint", "split_proposal"]
+__all__ = [
+    "SPACES",
+    "TRAIN_KEYS",
+    "JointSpace",
+    "SpaceContext",
+    "joint",
+    "parameter_names",
+    "split_proposal",
+]
 
 FamilySpace = Callable[[optuna.Trial, SpaceContext], dict[str, Any]]
 
@@ -72,3 +80,28 @@ def split_proposal(proposal: Mapping[str, Any]) -> tuple[str, dict[str, Any], di
     model = {k: v for k, v in proposal.items() if k != "family" and k not in TRAIN_KEYS}
     train = {k: v for k, v in proposal.items() if k in TRAIN_KEYS}
     return family, model, train
+
+
+class _NameRecorder:
+    """A stand-in trial that takes the first choice of every parameter and records its name."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any:
+        self.names.append(name)
+        return choices[0]
+
+    def suggest_float(self, name: str, low: float, high: float, **_: Any) -> float:
+        self.names.append(name)
+        return low
+
+
+def parameter_names(families: Sequence[str], *, image_size: int) -> list[str]:
+    """Every parameter name the joint space over ``families`` can suggest (for validation)."""
+    recorder = _NameRecorder()
+    ctx = SpaceContext(image_size=image_size)
+    for family in families:
+        SPACES[family](recorder, ctx)  # type: ignore[arg-type]
+    training(recorder, ctx)  # type: ignore[arg-type]
+    return ["family", *dict.fromkeys(recorder.names)]

@@ -66,6 +66,12 @@ def test_overrides_are_typed_and_nested() -> None:
         ("dataset.name=cifar100", "dataset.data_dir: required for dataset.name=cifar100"),
         ("storage=redis://x", "expected an RDB URL"),
         ("training.zero_stage=4", "training.zero_stage=4: not allowed; allowed: 0, 1, 2, 3"),
+        (
+            "space.perceiver.num_latent=[8]",
+            "space.perceiver.num_latent: not a search-space parameter (did you mean "
+            "'perceiver.num_latents'?)",
+        ),
+        ("space.lr=0.1", "space.lr=0.1: expected a non-empty list of choices"),
     ],
 )
 def test_bad_values_name_field_value_and_allowed(override: str, message: str) -> None:
