@@ -26,12 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     from search import commands  # run, resume, report
 
     commands.register(subparsers)
-    try:
-        from cluster import cli as cluster_cli  # submit, jobs
-    except ImportError:  # pragma: no cover - cluster package not importable
-        cluster_cli = None
-    if cluster_cli is not None and hasattr(cluster_cli, "register"):
-        cluster_cli.register(subparsers)
+    from cluster import cli as cluster_cli  # submit, jobs
+
+    cluster_cli.register(subparsers)
     return parser
 
 

@@ -267,7 +267,7 @@ def _coerce(tp: Any, value: Any, path: str) -> Any:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if dataclasses.is_dataclass(tp):
-        return _build(tp, value if value is not None else {}, f"{path}.")
+        return _build(typing.cast(type, tp), value if value is not None else {}, f"{path}.")
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None

@@ -86,6 +86,9 @@ class BudgetedOptunaSearch(OptunaSearch):
         **kwargs: Any,
     ) -> None:
         super().__init__(space=space, metric=metrics, mode=modes, **kwargs)
+        self._space_fn = space
+        self._metrics = list(metrics)
+        self._modes = list(modes)
         self._estimate_fn = estimate_fn
         self._limits = {k: v for k, v in limits.items() if v is not None}
         self._max_epochs = max_epochs
@@ -94,13 +97,15 @@ class BudgetedOptunaSearch(OptunaSearch):
 
     @property
     def study(self) -> optuna.Study:
+        if self._ot_study is None:  # pragma: no cover - set up in __init__ (space given)
+            raise RuntimeError("the Optuna study is not set up")
         return self._ot_study
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         for _ in range(self._max_infeasible):
-            ot_trial = self._ot_study.ask()
+            ot_trial = self.study.ask()
             # Only what the space returns: Tune's captor would also merge the raw Optuna names.
-            proposal = dict(self._space(ot_trial))
+            proposal = dict(self._space_fn(ot_trial))
             estimate = self._estimate_fn(proposal)
             violations = [
                 estimate[key] / limit - 1.0 for key, limit in sorted(self._limits.items())
@@ -128,7 +133,7 @@ class BudgetedOptunaSearch(OptunaSearch):
             ot_trial.set_user_attr("status", "INFEASIBLE")
             ot_trial.set_user_attr("failure_reason", "over budget: " + ", ".join(over))
             ot_trial.set_user_attr("finished_at", time.time())
-            self._ot_study.tell(ot_trial, self._infeasible_values(estimate))
+            self.study.tell(ot_trial, self._infeasible_values(estimate))
         raise RuntimeError(
             f"{self._max_infeasible} proposals in a row were over the cost budget "
             f"{self._limits}: raise budget.max_flops / budget.max_params or narrow the space"
@@ -137,7 +142,7 @@ class BudgetedOptunaSearch(OptunaSearch):
     def _infeasible_values(self, estimate: dict[str, float]) -> list[float]:
         """Worst-case values: the constraints, not these, rank infeasible trials."""
         values = []
-        for metric, mode in zip(self._metric, self._mode):
+        for metric, mode in zip(self._metrics, self._modes):
             if metric in ("flops", "params") and metric in estimate:
                 values.append(float(estimate[metric]))
             else:
@@ -163,7 +168,7 @@ class BudgetedOptunaSearch(OptunaSearch):
         ot_trial.set_user_attr("epochs_run", int(result.get("epoch") or len(history)))
         ot_trial.set_user_attr("finished_at", time.time())
         reason = result.get("failure_reason")
-        values = [result.get(m) for m in self._metric]
+        values = [result.get(m) for m in self._metrics]
         usable = all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
         if error and not reason:
             # Tune tells the searcher before its callbacks see the error: hold the trial open
@@ -174,12 +179,12 @@ class BudgetedOptunaSearch(OptunaSearch):
             reason = reason or "trial ended without reporting all objectives"
             ot_trial.set_user_attr("status", "FAILED")
             ot_trial.set_user_attr("failure_reason", str(reason))
-            self._ot_study.tell(ot_trial, state=TrialState.FAIL)
+            self.study.tell(ot_trial, state=TrialState.FAIL)
         else:
             epochs = int(result.get("epoch") or 0)
             status = "COMPLETE" if epochs >= self._max_epochs else "STOPPED"
             ot_trial.set_user_attr("status", status)
-            self._ot_study.tell(ot_trial, [float(v) for v in values])
+            self.study.tell(ot_trial, [float(v) for v in values if v is not None])
         self._completed_trials.add(trial_id)
 
     def finish_errored(self, trial_id: str | None = None, reason: str | None = None) -> None:
@@ -192,7 +197,7 @@ class BudgetedOptunaSearch(OptunaSearch):
             ot_trial.set_user_attr(
                 "failure_reason", reason or "trial process errored (see the Tune trial's error.txt)"
             )
-            self._ot_study.tell(ot_trial, state=TrialState.FAIL)
+            self.study.tell(ot_trial, state=TrialState.FAIL)
 
 
 def _jsonable(value: Any) -> Any:

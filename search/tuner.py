@@ -15,7 +15,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import optuna
 
@@ -59,7 +59,9 @@ def open_study(experiment: Experiment, *, create: bool = True) -> optuna.Study:
     storage = optuna.storages.RDBStorage(
         experiment.storage_url(), engine_kwargs={"pool_pre_ping": True}
     )
-    directions = ["maximize" if m == "max" else "minimize" for m in experiment.objective_modes]
+    directions: list[Literal["maximize", "minimize"]] = [
+        "maximize" if m == "max" else "minimize" for m in experiment.objective_modes
+    ]
     if not create:
         return optuna.load_study(study_name=experiment.name, storage=storage)
     study = optuna.create_study(
