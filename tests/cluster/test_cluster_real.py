@@ -137,6 +137,7 @@ def test_jobs_cli_status_logs_stop_list(
 
 # ---- paretotune submit smoke --wait, end to end ---------------------------------------------
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 @pytest.mark.skipif(not hasattr(search, "run"), reason="needs the sweep engine (search.run)")
 def test_submit_smoke_wait_completes(
     ray_head: LocalCluster, client_env: ClientEnv, tmp_path: Path
@@ -182,3 +183,105 @@ def test_submit_smoke_wait_completes(
     for path in out.rglob("*"):
         if path.is_file() and path.suffix in (".yaml", ".json", ".csv", ".html", ".txt", ".log"):
             assert ray_head.token not in path.read_text(errors="replace"), path
+
+
+# ---- two nodes: a trial survives the loss of its node ----------------------------------------
+TWO_NODE_EXPERIMENT = """\
+name: twonode
+dataset:
+  name: synthetic
+  image_size: 8
+  val_fraction: 0.2
+  synthetic: {num_classes: 4, num_train: 2048, num_test: 64, in_channels: 3}
+families: [mixer]
+num_trials: 2
+epochs: 4
+sampler: random
+scheduler: {name: none}
+resources: {cpus_per_trial: 1, max_concurrent_trials: 2, max_failures: 2}
+training: {eval_test: false}
+space:
+  mixer.patch_size: [4]
+  mixer.hidden_dim: [32]
+  mixer.num_blocks: [2]
+  mixer.tokens_mlp_dim: [16]
+  mixer.channels_mlp_dim: [32]
+  batch_size: [32]
+seed: 0
+"""
+
+
+def _trial_results(out: Path) -> dict[str, list[dict]]:
+    """Tune's per-trial result.json lines (every report, including those before a failure)."""
+    results = {}
+    for path in out.glob("tune/run-*/*/result.json"):
+        lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        results[path.parent.name] = lines
+    return results
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+@pytest.mark.skipif(not hasattr(search, "run"), reason="needs the sweep engine (search.run)")
+def test_trial_resumes_on_the_other_node_when_its_node_is_removed(
+    two_node_cluster: LocalCluster, client_env: ClientEnv, tmp_path: Path
+) -> None:
+    """Two 1-CPU nodes, two 1-CPU trials: one trains on each node. Once the worker node's trial
+    has checkpointed an epoch, the worker node is taken away (its processes stopped, as if the
+    machine died). Tune restarts that trial on the head from its checkpoint (max_failures=2),
+    and the sweep finishes with both trials complete."""
+    cluster = two_node_cluster
+    worker = cluster.workers[0]
+    experiment = tmp_path / "twonode.yaml"
+    experiment.write_text(TWO_NODE_EXPERIMENT)
+    out = tmp_path / "out"
+    log = (tmp_path / "driver.log").open("w")
+    run = ["run", str(experiment), "--output", str(out), "--address", cluster.gcs_address]
+    driver = subprocess.Popen(
+        [*PARETOTUNE, *run, "--no-report"],
+        env=client_env(cluster),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=tmp_path,
+    )
+    killed_trial, worker_pids = None, set()
+    try:
+        deadline = time.monotonic() + 1500
+        while driver.poll() is None:
+            assert time.monotonic() < deadline, "sweep did not finish"
+            time.sleep(0.5)
+            if killed_trial is not None:
+                continue
+            worker_pids |= worker.refresh()
+            for name, lines in _trial_results(out).items():
+                last = lines[-1] if lines else None
+                if last and last["pid"] in worker_pids and 1 <= last["epoch"] < 4:
+                    cluster.remove_worker(worker)  # mid-trial, after a checkpointed epoch
+                    killed_trial = name
+                    break
+        log.close()
+        driver_log = (tmp_path / "driver.log").read_text()
+        assert driver.returncode == 0, driver_log[-4000:]
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait()
+    assert killed_trial is not None, "no trial was seen training on the worker node"
+
+    results = _trial_results(out)
+    assert len(results) == 2
+    other = next(lines for name, lines in results.items() if name != killed_trial)
+    assert {line["pid"] for line in other}.isdisjoint(worker_pids)  # trials ran on both nodes
+    killed = results[killed_trial]
+    epochs = [line["epoch"] for line in killed]
+    assert epochs == [1, 2, 3, 4][: len(epochs)] and epochs[-1] == 4, epochs  # no restart at 1
+    before = [line for line in killed if line["pid"] in worker_pids]
+    after = [line for line in killed if line["pid"] not in worker_pids]
+    assert before and after and before[-1]["epoch"] < after[0]["epoch"]  # resumed elsewhere
+
+    data = json.loads((out / "trials.json").read_text())
+    assert len(data["trials"]) == 2
+    for trial in data["trials"]:
+        assert trial["status"] == "COMPLETE", trial
+        assert [h["epoch"] for h in trial["history"]] == [1, 2, 3, 4]
+    assert cluster.alive_nodes() == 1
