@@ -13,6 +13,7 @@ dashboard binds to 127.0.0.1.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import signal
@@ -315,7 +316,7 @@ class LocalCluster:
     def alive_nodes(self) -> int:
         """How many nodes the GCS counts as alive (asked in a separate driver process)."""
         code = (
-            f"import ray; ray.init(address={self.gcs_address!r}, logging_level='ERROR',"
+            f"import ray; ray.init(address={self.gcs_address!r}, logging_level=40,"
             " log_to_driver=False);"
             "print(sum(1 for n in ray.nodes() if n['Alive']))"
         )
@@ -354,7 +355,7 @@ def wait_for_nodes(address: str, count: int, *, timeout_s: float = 300.0) -> int
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            ray.init(address=address, logging_level="ERROR", log_to_driver=False)
+            ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
             break
         except (ConnectionError, RuntimeError):
             if time.monotonic() > deadline:

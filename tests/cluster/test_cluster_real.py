@@ -135,6 +135,36 @@ def test_jobs_cli_status_logs_stop_list(
     assert "no job 'no-such-job'" in unknown.stderr
 
 
+def test_wait_nodes_helper_of_the_slurm_template(
+    ray_head: LocalCluster, client_env: ClientEnv
+) -> None:
+    """``python -m cluster.local wait-nodes`` (what slurm-sweep.sbatch runs) against a real head."""
+
+    def wait(count: int, timeout: int) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "cluster.local",
+                "wait-nodes",
+                ray_head.gcs_address,
+                str(count),
+                "--timeout",
+                str(timeout),
+            ],
+            env=client_env(ray_head),
+            capture_output=True,
+            text=True,
+            timeout=180,
+            cwd=REPO,
+        )
+
+    ok = wait(1, 60)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    assert "1 of 1 Ray nodes alive" in ok.stderr
+    assert wait(2, 3).returncode == 1  # only the head is there
+
+
 # ---- paretotune submit smoke --wait, end to end ---------------------------------------------
 @pytest.mark.slow
 @pytest.mark.timeout(1800)

@@ -305,10 +305,8 @@ def test_sbatch_never_prints_the_token_and_stops_every_ray_step(
     result = _run_sbatch(env)
     assert result.returncode == 0
     assert env["RAY_AUTH_TOKEN"] not in result.stdout + result.stderr + log.read_text()
-    leftover = subprocess.run(
-        ["pgrep", "-f", f"{env['CALL_LOG']}|sleep 300"], capture_output=True, text=True
-    )
-    stubs = [p for p in leftover.stdout.split() if _is_our_sleep(int(p), env["CALL_LOG"])]
+    pids = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
+    stubs = [pid for pid in pids if _is_our_sleep(pid, env["CALL_LOG"])]
     assert not stubs, "a `ray start --block` step was left running"
 
 
@@ -317,7 +315,7 @@ def _is_our_sleep(pid: int, marker: str) -> bool:
         environ = Path(f"/proc/{pid}/environ").read_bytes()
     except OSError:
         return False
-    return f"CALL_LOG={marker}".encode() in environ
+    return f"CALL_LOG={marker}".encode() in environ.split(b"\0")
 
 
 def test_sbatch_exits_with_the_sweeps_exit_code(
