@@ -149,7 +149,12 @@ def _own_process_group(backend: str) -> Iterator[int | None]:
 # ---- the session abstraction: Tune (one process) or Ray Train (a worker of many) --------------
 @dataclass
 class TrialSession:
-    """Where a training loop reports to and restores from."""
+    """Where a training loop reports to and restores from.
+
+    ``report(metrics, ckpt_dir)`` is called by every rank once per epoch with that rank's own
+    checkpoint directory (DeepSpeed writes per-rank ZeRO shards); rank 0 alone writes the trial
+    state file into it. A report carrying ``failure_reason`` is a failure report.
+    """
 
     report: Callable[[dict[str, Any], str | None], None]
     restore_dir: Callable[[], Any]  # context manager yielding a directory or None
@@ -167,12 +172,51 @@ def _tune_session() -> TrialSession:
     return TrialSession(report=report, restore_dir=lambda: _checkpoint_dir(tune.get_checkpoint()))
 
 
+class _WorkerFailure(Exception):
+    """A Ray Train worker's failure report (``_run_guarded``'s metrics), raised, not reported.
+
+    A failing worker cannot report: ``ray.train.report`` is a barrier over all workers, and the
+    others may be blocked in a collective (the gradient all-reduce) waiting for this one, so the
+    trial would hang until the process-group timeout. Raising ends this worker; Ray Train stops
+    the group and ``_fit_torch_trainer`` reports ``metrics`` to Tune. ``communication`` marks a
+    failure of the process group itself (a peer died): not the trial's fault, so it is retried.
+    """
+
+    def __init__(self, metrics: dict[str, Any], at: float, communication: bool) -> None:
+        super().__init__(str(metrics.get("failure_reason", "worker failed")))
+        self.metrics = metrics
+        self.at = at
+        self.communication = communication
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.metrics, self.at, self.communication))
+
+
+def _is_communication_error(exc: BaseException | None) -> bool:
+    import torch.distributed as dist
+
+    if isinstance(exc, dist.DistError):
+        return True
+    text = str(exc).lower()
+    return any(s in text for s in ("gloo", "nccl", "connection closed by peer", "connection reset"))
+
+
 def _train_session() -> TrialSession:
+    """A Ray Train V2 worker's session (``ray.train.get_context()`` works in V2 workers)."""
+    import sys
+
     import ray.train
 
     ctx = ray.train.get_context()
 
     def report(metrics: dict[str, Any], ckpt_dir: str | None) -> None:
+        if "failure_reason" in metrics:
+            # Called from ``_run_guarded``'s ``except`` block: the exception is still current.
+            raise _WorkerFailure(
+                metrics, at=time.time(), communication=_is_communication_error(sys.exception())
+            )
+        # Every rank reports (each call is a barrier) and uploads its own checkpoint directory:
+        # Ray Train merges them into one, so every rank's ZeRO shards are kept for a resume.
         ckpt = ray.train.Checkpoint.from_directory(ckpt_dir) if ckpt_dir else None
         ray.train.report(metrics, checkpoint=ckpt)
 
@@ -203,39 +247,94 @@ def train_trial(config: dict[str, Any], *, experiment: Any, data: Any) -> None:
 
 
 def _fit_torch_trainer(config: dict[str, Any], *, experiment: Any, data: Any) -> None:
-    """Multi-worker trial: a TorchTrainer whose workers each run ``_train_loop``."""
+    """Multi-worker trial: a TorchTrainer whose workers each train one DeepSpeed engine.
+
+    ``resources.cpus_per_trial`` / ``gpus_per_trial`` are per worker here; this trainable itself
+    holds ~0.01 CPU (``tuner._fit``). Ray Train sets up the process group (gloo on CPU, nccl with
+    one whole GPU per worker) and the RANK/LOCAL_RANK/WORLD_SIZE/MASTER_* variables; DeepSpeed
+    adopts that group (``dist_init_required=False``), each worker trains its shard of every
+    global batch, and gradients are averaged by the engines.
+
+    Reports: every worker calls ``ray.train.report`` each epoch; ``TuneReportCallback`` forwards
+    rank 0's metrics to Tune plus ``checkpoint_path``, the merged checkpoint Ray Train persisted.
+    Tune itself holds no checkpoint for these trials: the Train run lives in this Tune trial's
+    own directory (``<trial>/train``, same storage filesystem), and a Tune retry of the trial
+    builds the same run, which Ray Train restores from its latest checkpoint.
+
+    Failures: a worker's deterministic failure (exception, non-finite loss, OOM) is raised, Ray
+    Train stops the group (no retries at this level), and its failure report goes to Tune like a
+    single-worker trial's. A dead worker or a broken process group is re-raised, so Tune's
+    ``FailureConfig(max_failures)`` decides whether the trial is retried.
+    """
+    import ray
     from ray import tune
-    from ray.train import RunConfig, ScalingConfig
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
     from ray.tune.integration.ray_train import TuneReportCallback
 
     res = experiment.resources
     use_gpu = res.gpus_per_trial > 0
+    if use_gpu and res.gpus_per_trial != 1:
+        raise ValueError(
+            f"resources.gpus_per_trial={res.gpus_per_trial:g} with workers_per_trial="
+            f"{res.workers_per_trial}: each data-parallel worker needs exactly one whole GPU "
+            "(NCCL cannot put two ranks on one GPU; a worker drives one device); use "
+            "gpus_per_trial=1, or workers_per_trial=1 to share GPUs between trials"
+        )
     per_worker: dict[str, float] = {"CPU": res.cpus_per_trial}
     if use_gpu:
-        per_worker["GPU"] = res.gpus_per_trial
-    trial_dir = tune.get_context().get_trial_dir()
+        per_worker["GPU"] = 1
+    storage = tune.get_context().get_storage()
     trainer = TorchTrainer(
         train_loop_per_worker=_train_worker,
-        train_loop_config={"config": config, "experiment": experiment, "data": data},
+        # The dataset goes through the object store once, not pickled into every worker's config.
+        train_loop_config={"config": config, "experiment": experiment, "data": ray.put(data)},
         torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
         scaling_config=ScalingConfig(
             num_workers=res.workers_per_trial, use_gpu=use_gpu, resources_per_worker=per_worker
         ),
         run_config=RunConfig(
             name="train",
-            storage_path=str(Path(trial_dir).parent / "_train"),
-            callbacks=[TuneReportCallback()],
+            storage_path=storage.trial_fs_path,
+            storage_filesystem=storage.storage_filesystem,
+            failure_config=FailureConfig(max_failures=0),
+            checkpoint_config=CheckpointConfig(num_to_keep=1),
+            # ray.train's static types are V1's; V2's RunConfig takes this UserCallback.
+            callbacks=[TuneReportCallback()],  # type: ignore[list-item]
         ),
     )
-    trainer.fit()
+    try:
+        trainer.fit()
+    except Exception as exc:
+        failure = _deterministic_failure(exc)
+        if failure is None:
+            raise
+        tune.report(failure.metrics)
+
+
+def _deterministic_failure(error: BaseException) -> _WorkerFailure | None:
+    """The first worker failure that is the trial's own (None: infrastructure, retry)."""
+    failures: list[_WorkerFailure] = []
+    for err in getattr(error, "worker_failures", {}).values():
+        # Ray Train wraps a worker's exception (UserExceptionWithTraceback._base_exc).
+        while err is not None and not isinstance(err, _WorkerFailure):
+            err = getattr(err, "_base_exc", None) or err.__cause__
+        if not isinstance(err, _WorkerFailure) or err.communication:
+            return None  # a worker died or its peers lost it: not deterministic
+        failures.append(err)
+    return min(failures, key=lambda f: f.at, default=None)
 
 
 def _train_worker(loop_config: dict[str, Any]) -> None:
+    import ray
+
+    data = loop_config["data"]
+    if isinstance(data, ray.ObjectRef):
+        data = ray.get(data)
     _run_guarded(
         loop_config["config"],
         experiment=loop_config["experiment"],
-        data=loop_config["data"],
+        data=data,
         session=_train_session(),
     )
 
@@ -317,6 +416,8 @@ def _train(
         **model_hp,
     ).to(device)
     cost = measure(model, (1, data.in_channels, data.image_size, data.image_size))
+    if session.world_size > 1:
+        torch.manual_seed(seed + 1_000_003 * session.rank)  # same init, own dropout masks
     cost_metrics = state["cost"] = {
         "params": int(cost.params),
         "flops": int(cost.flops),
@@ -416,23 +517,29 @@ def _epochs(
     device = engine.device
     dtype = next(engine.module.parameters()).dtype
     label_smoothing = float(train_hp.get("label_smoothing", 0.0))
+    rank, world = session.rank, session.world_size
+    n_train = len(data.train_y)
     for epoch in range(start_epoch + 1, experiment.epochs + 1):
         t0 = time.perf_counter()
         engine.train()
+        # The same permutation on every rank (rank r takes every world-th image of each global
+        # batch: disjoint shards); each rank draws its own augmentations.
         gen = torch.Generator().manual_seed(seed + epoch)
-        aug_gen = torch.Generator(device=device).manual_seed(seed + 7919 * epoch)
+        aug_gen = torch.Generator(device=device).manual_seed(seed + 7919 * epoch + 104_729 * rank)
         order = batches(
-            len(data.train_y),
-            batch_size=micro * session.world_size,
+            n_train,
+            batch_size=micro * world,
             shuffle=True,
             generator=gen,
             drop_last=True,
         )
         loss_sum, seen, steps = 0.0, 0, 0
+        trained = torch.zeros(n_train, dtype=torch.float64)  # times each image was trained on
         for idx in order:
             if steps >= micro_steps_per_epoch:
                 break
-            idx = idx[session.rank :: session.world_size]
+            idx = idx[rank::world].cpu()
+            trained.index_add_(0, idx, torch.ones(len(idx), dtype=torch.float64))
             x = augmenter.augment(data.train_x[idx].to(device, non_blocking=True), aug_gen)
             y = data.train_y[idx].to(device, non_blocking=True)
             logits = engine(x.to(dtype))
@@ -445,17 +552,28 @@ def _epochs(
             seen += len(y)
             steps += 1
         train_time = time.perf_counter() - t0
+        # Over all ranks: loss and images summed, the slowest rank's time, the shard coverage.
+        sums = torch.cat([torch.tensor([loss_sum, float(seen)], dtype=torch.float64), trained])
+        sums = sums.to(device)
+        slowest = torch.tensor([train_time], dtype=torch.float64, device=device)
+        if world > 1:
+            import torch.distributed as dist
+
+            dist.all_reduce(sums)
+            dist.all_reduce(slowest, op=dist.ReduceOp.MAX)
+        loss_total, seen_total = float(sums[0]), int(sums[1])
+        distinct = int((sums[2:] > 0).sum())
         val = _evaluate(engine, data.val_x, data.val_y, augmenter, session, dtype)
         epoch_time = time.perf_counter() - t0
         state["epoch"] = epoch
         state["best_val_accuracy"] = max(state["best_val_accuracy"], val["accuracy"])
         record = {
             "epoch": epoch,
-            "train_loss": _all_mean(loss_sum, seen),
+            "train_loss": _all_mean(loss_total, seen_total),
             "val_accuracy": val["accuracy"],
             "val_top5": val["top5"],
             "val_loss": val["loss"],
-            "images_per_s": seen * session.world_size / max(train_time, 1e-9),
+            "images_per_s": seen_total / max(float(slowest[0]), 1e-9),
             "epoch_time_s": epoch_time,
         }
         state["history"].append(record)
@@ -466,14 +584,18 @@ def _epochs(
             "train_time_s": sum(h["epoch_time_s"] for h in state["history"]),
             "epochs_planned": experiment.epochs,
             "history": list(state["history"]),
+            "workers": world,
+            "train_images": seen_total,  # this epoch, all ranks
+            "train_images_distinct": distinct,  # == train_images: the ranks' shards are disjoint
         }
         if epoch == experiment.epochs and experiment.training.eval_test:
             test = _evaluate(engine, data.test_x, data.test_y, augmenter, session, dtype)
             metrics.update(test_accuracy=test["accuracy"], test_top5=test["top5"])
         with tempfile.TemporaryDirectory(prefix="paretotune-ckpt-") as tmp:
-            engine.save_checkpoint(tmp, tag=CHECKPOINT_TAG)
-            (Path(tmp) / STATE_FILE).write_text(json.dumps(state))
-            session.report(metrics, tmp if session.rank == 0 else None)
+            engine.save_checkpoint(tmp, tag=CHECKPOINT_TAG)  # collective; per-rank ZeRO shards
+            if rank == 0:
+                (Path(tmp) / STATE_FILE).write_text(json.dumps(state))
+            session.report(metrics, tmp)
 
 
 @torch.no_grad()
@@ -489,18 +611,26 @@ def _evaluate(
     engine.eval()
     device = engine.device
     totals = torch.zeros(4, dtype=torch.float64, device=device)  # loss, top1, top5, count
-    indices = torch.arange(len(y_all))[session.rank :: session.world_size]
-    for start in range(0, len(indices), 256):
-        idx = indices[start : start + 256]
+    n, world = len(y_all), session.world_size
+    # Rank r takes positions r, r + world, ...; every rank runs the same number of forward
+    # passes (ZeRO-3 gathers parameters collectively in forward): positions past the end wrap
+    # around and are masked out.
+    per_rank = -(-n // world)
+    positions = torch.arange(per_rank) * world + session.rank
+    for start in range(0, per_rank, 256):
+        pos = positions[start : start + 256]
+        valid = (pos < n).to(device)
+        idx = pos % max(n, 1)
         x = augmenter.normalize(x_all[idx].to(device)).to(dtype)
         y = y_all[idx].to(device)
         logits = engine(x).float()
         k = min(5, logits.shape[-1])
         topk = logits.topk(k, dim=-1).indices
-        totals[0] += F.cross_entropy(logits, y, reduction="sum").double()
-        totals[1] += (topk[:, 0] == y).sum()
-        totals[2] += (topk == y[:, None]).any(dim=-1).sum()
-        totals[3] += len(y)
+        loss = F.cross_entropy(logits, y, reduction="none")
+        totals[0] += loss[valid].sum().double()
+        totals[1] += ((topk[:, 0] == y) & valid).sum()
+        totals[2] += ((topk == y[:, None]).any(dim=-1) & valid).sum()
+        totals[3] += valid.sum()
     if session.world_size > 1:
         import torch.distributed as dist
 
