@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# One ninja for DeepSpeed's JIT op builds (the venv's), so trials never rebuild each other's.
+export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: setup sweep test lint typecheck bench clean
 

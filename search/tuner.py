@@ -202,6 +202,8 @@ def _fit(
     from search.trial import train_trial
     from spaces import joint
 
+    # Per-epoch checkpoints are intended; Tune's warning about frequent snapshots is noise here.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     started_ray = False
     if not ray.is_initialized():
         _init_ray(address)
