@@ -45,6 +45,7 @@ __all__ = [
     "Objective",
     "Reference",
     "accuracy_at_cost",
+    "as_float",
     "as_objectives",
     "cost_levels",
     "default_reference",
@@ -211,7 +212,7 @@ def as_objectives(
     return tuple(out)
 
 
-def _as_float(value: Any) -> float:
+def as_float(value: Any) -> float:
     """``value`` as a float, NaN when missing or not a number."""
     if value is None or isinstance(value, bool):
         return math.nan
@@ -222,7 +223,7 @@ def _as_float(value: Any) -> float:
 
 
 def _values(row: Mapping[str, Any], objectives: Sequence[Objective]) -> tuple[float, ...]:
-    return tuple(_as_float(row.get(o.name)) for o in objectives)
+    return tuple(as_float(row.get(o.name)) for o in objectives)
 
 
 def is_eligible(row: Mapping[str, Any], objectives: Sequence[Objective]) -> bool:
@@ -488,8 +489,8 @@ def front_hypervolume(front: Front, reference: Reference | None = None) -> float
 
 
 def _finish_key(row: Mapping[str, Any]) -> tuple[Any, ...]:
-    t = _as_float(row.get("finished_at"))
-    num = _as_float(row.get("number"))
+    t = as_float(row.get("finished_at"))
+    num = as_float(row.get("number"))
     return (
         not math.isfinite(t),
         t if math.isfinite(t) else 0.0,
@@ -525,7 +526,7 @@ def hypervolume_history(
     hvs: list[float] = []
     spent = 0.0
     for row in ordered:
-        t = _as_float(row.get("train_time_s"))
+        t = as_float(row.get("train_time_s"))
         spent += t if math.isfinite(t) else 0.0
         if is_eligible(row, objs) and (family is None or str(row.get("family")) == family):
             new = _values(row, objs)
@@ -537,7 +538,7 @@ def hypervolume_history(
                     current, reference.point, directions, log_scale=reference.log_scale
                 )
         ids.append(str(row.get("trial_id")))
-        finished.append(_as_float(row.get("finished_at")))
+        finished.append(as_float(row.get("finished_at")))
         compute.append(spent)
         hvs.append(hv)
     return HypervolumeHistory(

@@ -31,7 +31,7 @@ from plotly.subplots import make_subplots
 
 from search import pareto
 from search.errors import UserError
-from search.pareto import Objective
+from search.pareto import Objective, as_float
 
 __all__ = [
     "COST_AXES",
@@ -162,18 +162,9 @@ def _colour(family: str) -> str:
     return _PALETTE[len(_FAMILY_ORDER) + sum(map(ord, family)) % 2]
 
 
-def _num(value: Any) -> float:
-    if value is None or isinstance(value, bool):
-        return math.nan
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
-
-
 def _si(value: Any, unit: str = "") -> str:
     """``58720256 -> '58.7 M'`` (+ unit)."""
-    v = _num(value)
+    v = as_float(value)
     if not math.isfinite(v):
         return "n/a"
     for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
@@ -184,13 +175,13 @@ def _si(value: Any, unit: str = "") -> str:
 
 def _cost_text(key: str, value: Any) -> str:
     if key == "latency_ms":
-        v = _num(value)
+        v = as_float(value)
         return f"{v:.3g} ms" if math.isfinite(v) else "n/a"
     return _si(value, "FLOPs" if key == "flops" else "")
 
 
 def _pct(value: Any) -> str:
-    v = _num(value)
+    v = as_float(value)
     return f"{100 * v:.1f}%" if math.isfinite(v) else "n/a"
 
 
@@ -209,7 +200,7 @@ def _hover(row: Mapping[str, Any], acc_key: str) -> str:
     return (
         f"<b>{html.escape(str(row.get('trial_id')))}</b> ({html.escape(str(row.get('family')))},"
         f" #{row.get('number')}, {row.get('status')})<br>"
-        f"{acc_key}: {_num(row.get(acc_key)):.4f} ({_pct(row.get(acc_key))})<br>"
+        f"{acc_key}: {as_float(row.get(acc_key)):.4f} ({_pct(row.get(acc_key))})<br>"
         f"FLOPs: {_si(row.get('flops'))} | params: {_si(row.get('params'))} | "
         f"latency: {_cost_text('latency_ms', row.get('latency_ms'))}<br>"
         f"epochs: {row.get('epochs_run')}<br>config:<br>{cfg}"
@@ -311,8 +302,8 @@ def _front_traces(results: Results, key: str, presets: Sequence[PresetPoint]) ->
         pts = [r for r in fr.eligible if str(r.get("family")) == fam]
         traces.append(
             go.Scatter(
-                x=[_num(r[key]) for r in pts],
-                y=[_num(r[acc]) for r in pts],
+                x=[as_float(r[key]) for r in pts],
+                y=[as_float(r[acc]) for r in pts],
                 mode="markers",
                 name=fam,
                 legendgroup=fam,
@@ -359,13 +350,13 @@ def _front_traces(results: Results, key: str, presets: Sequence[PresetPoint]) ->
         r
         for r in results.rows
         if r.get("status") == "INFEASIBLE"
-        and math.isfinite(_num(r.get(key)))
-        and _num(r.get(key)) > 0
+        and math.isfinite(as_float(r.get(key)))
+        and as_float(r.get(key)) > 0
     ]
     if infeasible:
         traces.append(
             go.Scatter(
-                x=[_num(r[key]) for r in infeasible],
+                x=[as_float(r[key]) for r in infeasible],
                 y=[0.02] * len(infeasible),
                 yaxis="y2",
                 mode="markers",
@@ -571,7 +562,7 @@ def _learning_curves_figure(results: Results) -> go.Figure:
     shown: set[str] = set()
     missing = []
     for row, overall in _front_members(results):
-        hist = [h for h in (row.get("history") or []) if math.isfinite(_num(h.get(acc)))]
+        hist = [h for h in (row.get("history") or []) if math.isfinite(as_float(h.get(acc)))]
         if not hist:
             missing.append(str(row.get("trial_id")))
             continue
@@ -579,7 +570,7 @@ def _learning_curves_figure(results: Results) -> go.Figure:
         fig.add_trace(
             go.Scatter(
                 x=[h.get("epoch") for h in hist],
-                y=[_num(h.get(acc)) for h in hist],
+                y=[as_float(h.get(acc)) for h in hist],
                 mode="lines+markers",
                 name=fam,
                 legendgroup=fam,
@@ -675,7 +666,7 @@ def _parcoords_figure(results: Results, family: str) -> go.Figure:
         return _message_figure(title, f"no COMPLETE or STOPPED {family} trial to draw")
     names = _hp_columns(rows)
     dims = [_parcoords_dimension(n, [_hp_value(r, n) for r in rows]) for n in names]
-    accs = [_num(r.get(acc)) for r in rows]
+    accs = [as_float(r.get(acc)) for r in rows]
     dims.append({"label": acc, "values": accs})
     fig = go.Figure(
         go.Parcoords(
@@ -788,7 +779,9 @@ def _family_study(results: Results, family: str) -> tuple[Any, list[int], str, l
         for r in pareto.eligible_rows(results.rows, results.objectives)
         if str(r.get("family")) == family
     ]
-    numbers = {int(_num(r.get("number"))) for r in rows if math.isfinite(_num(r.get("number")))}
+    numbers = {
+        int(as_float(r.get("number"))) for r in rows if math.isfinite(as_float(r.get("number")))
+    }
     names = [o.name for o in results.objectives]
     db = results.directory / "optuna.db"
     notes = []
@@ -813,7 +806,7 @@ def _family_study(results: Results, family: str) -> tuple[Any, list[int], str, l
             optuna.trial.create_trial(
                 params=params,
                 distributions=dists,
-                values=[_num(r.get(o.name)) for o in results.objectives],
+                values=[as_float(r.get(o.name)) for o in results.objectives],
             )
         )
     return study, list(range(len(names))), "trials.json", notes
@@ -1080,10 +1073,14 @@ def _front_table_html(results: Results) -> str:
             (row.get("trial_id"), _esc(row.get("trial_id")), ""),
             (fam, f'<span class="swatch" style="background:{_colour(fam)}"></span>{_esc(fam)}', ""),
             (int(overall), "yes" if overall else "", ""),
-            (_num(row.get(acc)), f"{_num(row.get(acc)):.4f}", "num"),
-            (_num(row.get("flops")), _si(row.get("flops")), "num"),
-            (_num(row.get("params")), _si(row.get("params")), "num"),
-            (_num(row.get("latency_ms")), _cost_text("latency_ms", row.get("latency_ms")), "num"),
+            (as_float(row.get(acc)), f"{as_float(row.get(acc)):.4f}", "num"),
+            (as_float(row.get("flops")), _si(row.get("flops")), "num"),
+            (as_float(row.get("params")), _si(row.get("params")), "num"),
+            (
+                as_float(row.get("latency_ms")),
+                _cost_text("latency_ms", row.get("latency_ms")),
+                "num",
+            ),
             (row.get("epochs_run"), _esc(row.get("epochs_run")), "num"),
             (row.get("status"), _esc(row.get("status")), ""),
         ]
