@@ -24,6 +24,7 @@ __all__ = [
     "fourier_features",
     "init_weights",
     "mlp_hidden",
+    "no_weight_decay_names",
     "patchify",
     "pool_tokens",
 ]
@@ -43,6 +44,20 @@ def init_weights(module: nn.Module) -> None:
     elif isinstance(module, nn.LayerNorm):
         nn.init.ones_(module.weight)
         nn.init.zeros_(module.bias)
+
+
+def no_weight_decay_names(model: nn.Module) -> set[str]:
+    """Parameters trained without weight decay, as timm does: biases and norm weights (1-D),
+    learned position embeddings, and whatever the model lists in its own ``no_weight_decay()``
+    (the Perceiver's latent array, ViT's class token)."""
+    names = {name for name, p in model.named_parameters() if p.ndim <= 1}
+    for prefix, module in model.named_modules():
+        if isinstance(module, PosEmbed):
+            names.add(f"{prefix}.weight" if prefix else "weight")
+    own = getattr(model, "no_weight_decay", None)
+    if callable(own):
+        names |= set(own())
+    return names
 
 
 def patchify(images: Tensor, patch_size: int) -> Tensor:

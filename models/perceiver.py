@@ -157,6 +157,10 @@ class Perceiver(nn.Module):
         self.apply(init_weights)
         nn.init.trunc_normal_(self.latents, std=0.02)
 
+    def no_weight_decay(self) -> set[str]:
+        """The latent array is a learned input, not a weight: no decay (timm convention)."""
+        return {"latents"}
+
     def forward(self, images: Tensor) -> Tensor:
         data = self.pos(self.patch_embed(images))  # [B, M, C]
         x = self.latents.expand(images.shape[0], -1, -1)  # [B, N, D]

@@ -99,6 +99,10 @@ class VisionTransformer(nn.Module):
         if self.cls_token is not None:
             nn.init.trunc_normal_(self.cls_token, std=0.02)
 
+    def no_weight_decay(self) -> set[str]:
+        """The class token is a learned input, not a weight: no decay (timm convention)."""
+        return {"cls_token"} if self.cls_token is not None else set()
+
     def forward(self, images: Tensor) -> Tensor:
         x = self.patch_embed(images)  # [B, M, E]
         if self.cls_token is not None:

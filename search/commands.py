@@ -1,4 +1,4 @@
-"""The sweep subcommands: ``run``, ``resume`` and ``report``."""
+"""The sweep subcommands: ``run``, ``resume``, ``reproduce`` and ``report``."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ __all__ = ["register"]
 
 
 def register(subparsers: Any) -> None:
-    """Add ``run``, ``resume`` and ``report`` to the ``paretotune`` parser."""
+    """Add ``run``, ``resume``, ``reproduce`` and ``report`` to the ``paretotune`` parser."""
     run = subparsers.add_parser(
         "run",
         help="run a sweep",
@@ -41,6 +41,14 @@ def register(subparsers: Any) -> None:
     resume.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or local)")
     resume.add_argument("--no-report", action="store_true", help="skip report.html")
     resume.set_defaults(func=_resume)
+
+    again = subparsers.add_parser(
+        "reproduce",
+        help="retrain one trial from its stored configuration and seed; compare the metrics",
+    )
+    again.add_argument("output_dir", metavar="DIR")
+    again.add_argument("trial_id", metavar="TRIAL_ID", help="Tune trial id or study trial number")
+    again.set_defaults(func=_reproduce)
 
     report = subparsers.add_parser("report", help="write report.html for a results dir")
     report.add_argument("output_dir", metavar="DIR")
@@ -83,6 +91,20 @@ def _report(args: argparse.Namespace) -> int:
         raise UserError(f"report {out}: no trials.json there; run a sweep first")
     written = write_report(out, png=args.png)
     print(f"report: {written}")
+    return 0
+
+
+def _reproduce(args: argparse.Namespace) -> int:
+    from search.reproduce import COMPARED, reproduce
+
+    print(f"Retraining trial {args.trial_id} of {args.output_dir} ...", flush=True)
+    result = reproduce(args.output_dir, args.trial_id)
+    print(f"trial {result.trial_id} ({result.family}): {json.dumps(result.config)}")
+    print(f"  {'metric':<14} {'stored':>12} {'reproduced':>12} {'difference':>12}")
+    for metric in COMPARED:
+        stored, again = result.stored.get(metric), result.reproduced.get(metric)
+        diff = result.difference(metric)
+        print(f"  {metric:<14} {_fmt(stored):>12} {_fmt(again):>12} {_fmt(diff):>12}")
     return 0
 
 

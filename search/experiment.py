@@ -43,7 +43,7 @@ PRESETS_DIR = Path(__file__).with_name("presets")
 
 #: Objective name -> the direction it must have and the metric a trial reports for it.
 OBJECTIVES: dict[str, tuple[str, str]] = {
-    "val_accuracy": ("max", "best_val_accuracy"),
+    "val_accuracy": ("max", "val_accuracy"),  # the last epoch's: the weights that count
     "flops": ("min", "flops"),
     "params": ("min", "params"),
     "latency": ("min", "latency_ms"),
@@ -66,9 +66,11 @@ class DatasetConfig:
 
 @dataclass(frozen=True)
 class SchedulerConfig:
-    """Early stopping: ASHA on validation accuracy, or none."""
+    """Early stopping. ``moasha`` (default): multi-objective ASHA, each rung ranked by
+    non-dominated sorting of (val accuracy, cost objectives); ``asha``: Tune's ASHA on val
+    accuracy alone; ``none``: every trial runs all epochs. Stopped trials never reach a front."""
 
-    name: Literal["asha", "none"] = "asha"
+    name: Literal["moasha", "asha", "none"] = "moasha"
     grace_period: int = 2
     reduction_factor: int = 3
 
@@ -89,6 +91,8 @@ class TrainingConfig:
     zero_stage: Literal[0, 1, 2, 3] = 0
     grad_clip: float = 1.0
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    # auto: the dataset's recipe (search.data.default_augment); else one of AUGMENT_POLICIES
+    augment: str = "auto"
     eval_test: bool = True
     num_threads: int | None = None
 
@@ -117,6 +121,9 @@ class Experiment:
         default_factory=lambda: {"val_accuracy": "max", "flops": "min"}
     )
     sampler: Literal["nsga2", "tpe", "random"] = "tpe"
+    # equal: families take turns (least-trained first), the sampler searches within the family;
+    # sampler: the sampler chooses the family too
+    family_allocation: Literal["equal", "sampler"] = "equal"
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     budget: Budget = field(default_factory=Budget)
     training: TrainingConfig = field(default_factory=TrainingConfig)
@@ -139,6 +146,14 @@ class Experiment:
     @property
     def objective_modes(self) -> list[str]:
         return list(self.objectives.values())
+
+    def augment_policy(self) -> str:
+        """The augmentation policy trials train with (``auto`` resolved for the dataset)."""
+        from search.data import default_augment
+
+        if self.training.augment == "auto":
+            return default_augment(self.dataset.name)
+        return self.training.augment
 
     def resolved_output_dir(self) -> Path:
         return Path(self.output_dir or Path("results") / self.name).expanduser().absolute()
@@ -362,6 +377,13 @@ def _check_values(exp: Experiment) -> None:
     positive("training.max_micro_batch_size", exp.training.max_micro_batch_size)
     positive("training.grad_clip", exp.training.grad_clip, allow_zero=True)
     positive("training.num_threads", exp.training.num_threads)
+    from search.data import AUGMENT_POLICIES
+
+    if exp.training.augment not in ("auto", *AUGMENT_POLICIES):
+        raise UserError(
+            f"training.augment={exp.training.augment!r}: not allowed; allowed: "
+            + ", ".join(("auto", *AUGMENT_POLICIES))
+        )
     res = exp.resources
     positive("resources.cpus_per_trial", res.cpus_per_trial)
     positive("resources.gpus_per_trial", res.gpus_per_trial, allow_zero=True)

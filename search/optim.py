@@ -1,36 +1,152 @@
-"""LAMB (You et al. 2019, arXiv 1904.00962) in plain PyTorch, for devices without DeepSpeed's
-fused CUDA LAMB: the Perceiver paper's optimizer must still be available on CPU.
+"""Optimizers and the learning-rate schedule of every trial, written once for CPU and GPU.
 
-Per parameter tensor: Adam moments with bias correction, decoupled weight decay added to the
-update, then the update is scaled by the trust ratio ||w|| / ||update|| (1 where either is 0).
+* **Parameter groups** (:func:`param_groups`): weight decay on weight matrices only; none on
+  biases, norm weights, position embeddings, the Perceiver's latent array or ViT's class token
+  (``models.layers.no_weight_decay_names``, the timm convention).
+* **Optimizers** (:func:`build_optimizer`): AdamW or LAMB (You et al. 2019, arXiv 1904.00962;
+  the Perceiver paper's optimizer), with the same groups and hyperparameters on every device
+  (:data:`ADAMW_HPARAMS`, :data:`LAMB_HPARAMS`). AdamW is DeepSpeed's ``FusedAdam`` (AdamW
+  mode) on a GPU and ``torch.optim.AdamW`` on a CPU: the same update. LAMB is :class:`Lamb`
+  below on every device: DeepSpeed's ``FusedLamb`` computes its trust ratio on the update
+  *before* bias correction and then scales the step by ``sqrt(1 - beta2^t) / (1 - beta1^t)``,
+  which shrinks every early step about fivefold (0.18x at step 32), so a GPU sweep with it would
+  not be comparable with a CPU one.
+* **Schedule** (:class:`WarmupCosine`): linear warmup that starts at ``lr / warmup_steps``
+  (never at 0), then cosine decay to ``min_ratio * lr`` at the last step.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch import nn
 
-__all__ = ["Lamb"]
+__all__ = [
+    "ADAMW_HPARAMS",
+    "LAMB_HPARAMS",
+    "OPTIMIZERS",
+    "Lamb",
+    "OptimizerSpec",
+    "WarmupCosine",
+    "build_optimizer",
+    "optimizer_spec",
+    "param_groups",
+]
+
+#: Optimizer names a proposal may carry.
+OPTIMIZERS = ("adamw", "lamb")
+
+#: AdamW's hyperparameters besides lr and weight decay (torch's and FusedAdam's defaults).
+ADAMW_HPARAMS: dict[str, Any] = {"betas": (0.9, 0.999), "eps": 1e-8}
+
+#: LAMB's hyperparameters besides lr and weight decay: Adam moments, eps added outside the
+#: square root, and the trust ratio ||w|| / ||update|| capped at ``max_trust_ratio``.
+LAMB_HPARAMS: dict[str, Any] = {"betas": (0.9, 0.999), "eps": 1e-6, "max_trust_ratio": 10.0}
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Two groups: decayed weight matrices, and the rest (``weight_decay`` 0)."""
+    from models.layers import no_weight_decay_names
+
+    skip = no_weight_decay_names(model)
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            (no_decay if name in skip else decay).append(p)
+    return [
+        {"params": decay, "weight_decay": float(weight_decay)},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    """Which optimizer class to build (``module:Class``) and with which keyword arguments."""
+
+    target: str
+    kwargs: dict[str, Any]
+
+    def build(self, groups: Iterable[dict[str, Any]]) -> torch.optim.Optimizer:
+        import importlib
+
+        module, _, name = self.target.partition(":")
+        cls = getattr(importlib.import_module(module), name)
+        return cls(list(groups), **self.kwargs)
+
+
+def optimizer_spec(name: str, *, lr: float, fused: bool) -> OptimizerSpec:
+    """The optimizer for ``name`` on a GPU (``fused``: DeepSpeed's AdamW kernel) or a CPU."""
+    if name == "adamw":
+        if fused:
+            kwargs = {"lr": lr, **ADAMW_HPARAMS, "adam_w_mode": True}
+            return OptimizerSpec("deepspeed.ops.adam:FusedAdam", kwargs)
+        return OptimizerSpec("torch.optim:AdamW", {"lr": lr, **ADAMW_HPARAMS})
+    if name == "lamb":  # one implementation on every device (see the module docstring)
+        return OptimizerSpec("search.optim:Lamb", {"lr": lr, **LAMB_HPARAMS})
+    raise ValueError(f"optimizer={name!r}: not allowed; allowed: {', '.join(OPTIMIZERS)}")
+
+
+def build_optimizer(
+    model: nn.Module, name: str, *, lr: float, weight_decay: float, fused: bool
+) -> torch.optim.Optimizer:
+    """The trial's optimizer over :func:`param_groups` (same groups on every device)."""
+    return optimizer_spec(name, lr=lr, fused=fused).build(param_groups(model, weight_decay))
+
+
+@dataclass(frozen=True)
+class WarmupCosine:
+    """LR factor for optimizer step ``step`` (0-based): ``(step + 1) / warmup_steps`` during
+    warmup, then cosine from 1 to ``min_ratio`` at step ``total_steps - 1``.
+
+    A picklable callable for ``torch.optim.lr_scheduler.LambdaLR`` (its state is saved in
+    checkpoints). The first step trains at ``lr / warmup_steps``, never at 0.
+    """
+
+    warmup_steps: int
+    total_steps: int
+    min_ratio: float = 0.01
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup_steps:
+            return (step + 1) / self.warmup_steps
+        span = max(self.total_steps - 1 - self.warmup_steps, 1)
+        progress = min((step - self.warmup_steps) / span, 1.0)
+        return self.min_ratio + (1.0 - self.min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    def scheduler(self, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LambdaLR:
+        """The scheduler over ``optimizer`` (DeepSpeed calls this with its basic optimizer)."""
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, self)
 
 
 class Lamb(torch.optim.Optimizer):
-    """Layer-wise Adaptive Moments optimizer for Batch training."""
+    """LAMB as in the paper (Algorithm 2), on any device.
+
+    Per tensor: bias-corrected Adam moments ``m_hat, v_hat``; ``u = m_hat / (sqrt(v_hat) + eps)
+    + wd * w``; trust ratio ``r = min(||w|| / ||u||, max_trust_ratio)`` (1 where either norm is
+    0, e.g. a zero-initialised bias); ``w -= lr * r * u``. Each step moves a tensor by about
+    ``lr`` times its own norm, which is why LAMB's learning rates are larger than AdamW's.
+    """
 
     def __init__(
         self,
         params: Iterable[Any],
-        lr: float = 1e-3,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-6,
+        lr: float = 1e-2,
+        betas: tuple[float, float] = LAMB_HPARAMS["betas"],
+        eps: float = LAMB_HPARAMS["eps"],
         weight_decay: float = 0.0,
-        max_trust_ratio: float = 10.0,
+        max_trust_ratio: float = LAMB_HPARAMS["max_trust_ratio"],
     ) -> None:
         if lr <= 0:
             raise ValueError(f"Lamb lr={lr}: must be > 0")
         if not all(0.0 <= b < 1.0 for b in betas):
             raise ValueError(f"Lamb betas={betas}: each must be in [0, 1)")
+        if max_trust_ratio <= 0:
+            raise ValueError(f"Lamb max_trust_ratio={max_trust_ratio}: must be > 0")
         defaults = dict(
             lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, max_trust_ratio=max_trust_ratio
         )
@@ -43,32 +159,32 @@ class Lamb(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            beta1, beta2 = group["betas"]
             for p in group["params"]:
-                if p.grad is None:
-                    continue
-                grad = p.grad.float()
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(p, dtype=torch.float32)
-                    state["exp_avg_sq"] = torch.zeros_like(p, dtype=torch.float32)
-                state["step"] += 1
-                m, v = state["exp_avg"], state["exp_avg_sq"]
-                m.mul_(beta1).add_(grad, alpha=1 - beta1)
-                v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-                m_hat = m / (1 - beta1 ** state["step"])
-                v_hat = v / (1 - beta2 ** state["step"])
-                update = m_hat / (v_hat.sqrt() + group["eps"])
-                weight = p.float()
-                if group["weight_decay"]:
-                    update = update.add(weight, alpha=group["weight_decay"])
-                w_norm = weight.norm()
-                u_norm = update.norm()
-                trust = torch.where(
-                    (w_norm > 0) & (u_norm > 0),
-                    (w_norm / u_norm).clamp(max=group["max_trust_ratio"]),
-                    torch.ones_like(w_norm),
-                )
-                p.add_((update * trust).to(p.dtype), alpha=-group["lr"])
+                if p.grad is not None:
+                    self._update(p, group)
         return loss
+
+    def _update(self, p: torch.Tensor, group: dict[str, Any]) -> None:
+        beta1, beta2 = group["betas"]
+        grad = p.grad.float()  # type: ignore[union-attr]
+        state = self.state[p]
+        if not state:
+            state["step"] = 0
+            state["exp_avg"] = torch.zeros_like(p, dtype=torch.float32)
+            state["exp_avg_sq"] = torch.zeros_like(p, dtype=torch.float32)
+        state["step"] += 1
+        t = state["step"]
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        m.mul_(beta1).add_(grad, alpha=1 - beta1)
+        v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        weight = p.float()
+        update = (m / (1 - beta1**t)) / ((v / (1 - beta2**t)).sqrt() + group["eps"])
+        if group["weight_decay"]:
+            update.add_(weight, alpha=group["weight_decay"])
+        w_norm, u_norm = weight.norm(), update.norm()
+        trust = torch.where(
+            (w_norm > 0) & (u_norm > 0),
+            (w_norm / u_norm).clamp(max=group["max_trust_ratio"]),
+            torch.ones_like(w_norm),
+        )
+        p.add_((update * trust).to(p.dtype), alpha=-group["lr"])

@@ -7,8 +7,9 @@ Conventions:
 
 * An objective is a column name and a direction, ``"max"`` or ``"min"``; the order given is the
   order of every value tuple returned.
-* Only rows whose ``status`` is ``COMPLETE`` or ``STOPPED`` (early-stopped by ASHA: still a real
-  measurement) and whose objective values are all finite take part in fronts.
+* Only full-budget rows (``status`` ``COMPLETE``) whose objective values are all finite take
+  part in fronts. A ``STOPPED`` trial (cut early by the scheduler) measured a partial budget at
+  a high learning rate: it is shown as stopped, never as a point of a front.
 * Point ``a`` dominates ``b`` when it is at least as good in every objective and strictly better
   in one. Identical points do not dominate each other, so duplicates are all on the front.
 
@@ -63,7 +64,7 @@ __all__ = [
 Direction = Literal["max", "min"]
 
 #: Trial statuses whose measurements count for fronts.
-FRONT_STATUSES: frozenset[str] = frozenset({"COMPLETE", "STOPPED"})
+FRONT_STATUSES: frozenset[str] = frozenset({"COMPLETE"})
 
 
 @dataclass(frozen=True)
@@ -227,7 +228,7 @@ def _values(row: Mapping[str, Any], objectives: Sequence[Objective]) -> tuple[fl
 
 
 def is_eligible(row: Mapping[str, Any], objectives: Sequence[Objective]) -> bool:
-    """True when ``row`` is COMPLETE or STOPPED and every objective value is finite."""
+    """True when ``row`` is a full-budget (COMPLETE) trial and every objective is finite."""
     if str(row.get("status", "")).upper() not in FRONT_STATUSES:
         return False
     return all(math.isfinite(v) for v in _values(row, objectives))

@@ -57,7 +57,7 @@ class ProgressCallback(Callback):
             outcome = "complete"
         self._print(
             f"[{self._done}/{self._total}] {self._name(trial)} {outcome}; "
-            f"best val_acc={last.get('best_val_accuracy', float('nan')):.3f} "
+            f"val_acc={last.get('val_accuracy', float('nan')):.3f} "
             f"flops={last.get('flops', float('nan')):.3g} "
             f"params={last.get('params', float('nan')):.3g}"
         )

@@ -57,7 +57,7 @@ MAIN_FIGURES: tuple[str, ...] = ("front", "hypervolume", "learning_curves")
 
 _FAMILY_ORDER = ("perceiver", "vit", "mixer", "fnet", "gmlp")
 _PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2")
-_STATUSES = ("COMPLETE", "STOPPED", "FAILED", "INFEASIBLE")
+_STATUSES = ("COMPLETE", "STOPPED", "FAILED", "INFEASIBLE", "DUPLICATE")
 _MIN_IMPORTANCE_TRIALS = 3
 _ROUGH_IMPORTANCE_TRIALS = 20
 
@@ -474,7 +474,7 @@ def _front_figure(
     )
     notes = list(preset_notes)
     if not views:
-        notes.append("no COMPLETE or STOPPED trial with finite objectives: nothing to draw")
+        notes.append("no COMPLETE trial with finite objectives: nothing to draw")
     return _with_notes(fig, notes)
 
 
@@ -663,7 +663,7 @@ def _parcoords_figure(results: Results, family: str) -> go.Figure:
     ]
     title = f"{family}: hyperparameters of {len(rows)} measured trials, coloured by {acc}"
     if not rows:
-        return _message_figure(title, f"no COMPLETE or STOPPED {family} trial to draw")
+        return _message_figure(title, f"no COMPLETE {family} trial to draw")
     names = _hp_columns(rows)
     dims = [_parcoords_dimension(n, [_hp_value(r, n) for r in rows]) for n in names]
     accs = [as_float(r.get(acc)) for r in rows]
@@ -1149,8 +1149,6 @@ def _status_html(results: Results) -> str:
             continue
         if status == "COMPLETE":
             reason = "completed but an objective is missing or not finite"
-        elif status == "STOPPED" and not pareto.is_eligible(r, results.objectives):
-            reason = "stopped early with an objective missing or not finite"
         else:
             reason = _reason(r)
         reasons[(status, reason)].append(str(r.get("trial_id")))
@@ -1160,9 +1158,9 @@ def _status_html(results: Results) -> str:
         for (s, reason), ids in sorted(reasons.items())
     )
     return (
-        "<p>COMPLETE and STOPPED (early-stopped by ASHA: a real measurement at fewer epochs) "
-        "trials take part in the fronts; FAILED and INFEASIBLE (over the cost budget, never "
-        "trained) do not.</p>"
+        "<p>Only COMPLETE trials (the full epoch budget) take part in the fronts. STOPPED "
+        "trials (cut early by the scheduler, a partial budget), FAILED, INFEASIBLE (over the "
+        "cost budget, never trained) and DUPLICATE (already trained) trials do not.</p>"
         f'<table id="status-counts"><thead><tr><th>family</th>{head}<th>total</th></tr></thead>'
         f"<tbody>{body}</tbody></table>"
         f'<table class="sortable" id="status-reasons"><thead><tr><th>status</th><th>reason</th>'

@@ -68,7 +68,7 @@ def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
             "status": status,
             "failure_reason": a.get("failure_reason", ""),
             "epochs_run": a.get("epochs_run", 0),
-            "val_accuracy": a.get("best_val_accuracy") if feasible_trained else None,
+            "val_accuracy": a.get("val_accuracy") if feasible_trained else None,
             "val_top5": a.get("val_top5"),
             "val_loss": a.get("val_loss"),
             "test_accuracy": a.get("test_accuracy"),

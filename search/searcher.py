@@ -7,6 +7,14 @@ Two things the stock searcher does not do:
   *infeasible* trial (COMPLETE with positive constraint values, which NSGA-II and TPE treat as
   infeasible), recorded with status ``INFEASIBLE``, never built or trained, and not counted as a
   failure; the searcher asks again.
+* **Fair families.** With ``families`` given (``family_allocation: equal``), each proposal's
+  family is fixed before the sampler runs (enqueued as a partial trial): the family with the
+  fewest trials so far, ties in the experiment's order, so every family's front rests on
+  ``num_trials // len(families)`` trials or more. The sampler searches within the family.
+* **No repeats.** A proposal whose configuration the study already trained (possible after a
+  resume, or in a small discrete space) is recorded as ``DUPLICATE`` and not trained again.
+* **Honest books.** A trial stopped early by the scheduler is told to Optuna as PRUNED: it is
+  not a full-budget measurement, so ``study.best_trials`` and dashboards never show it.
 * **Record.** Every Optuna trial carries user attributes (family, the full proposal, status,
   failure reason, per-epoch history, cost, timings), so the study alone is the source of truth
   for ``trials.csv`` and resumes: it is written at every trial end.
@@ -26,11 +34,13 @@ from ray.tune.search.optuna import OptunaSearch
 __all__ = ["STATUS", "BudgetedOptunaSearch", "budget_constraints", "make_sampler"]
 
 #: Trial statuses recorded in the study (user attribute ``status``).
-STATUS = ("RUNNING", "COMPLETE", "STOPPED", "FAILED", "INFEASIBLE", "INTERRUPTED")
+STATUS = ("RUNNING", "COMPLETE", "STOPPED", "FAILED", "INFEASIBLE", "DUPLICATE", "INTERRUPTED")
+
+#: Statuses of trials that took their turn (a family's share counts these).
+_TOOK_A_TURN = ("RUNNING", "COMPLETE", "STOPPED", "FAILED")
 
 # Metrics copied from a trial's last result into the study's user attributes.
 _RESULT_ATTRS = (
-    "best_val_accuracy",
     "val_accuracy",
     "val_top5",
     "val_loss",
@@ -82,6 +92,7 @@ class BudgetedOptunaSearch(OptunaSearch):
         estimate_fn: Callable[[dict[str, Any]], dict[str, float]],
         limits: dict[str, float | None],
         max_epochs: int,
+        families: tuple[str, ...] | None = None,
         max_infeasible_in_a_row: int = 200,
         **kwargs: Any,
     ) -> None:
@@ -94,6 +105,12 @@ class BudgetedOptunaSearch(OptunaSearch):
         self._max_epochs = max_epochs
         self._max_infeasible = max_infeasible_in_a_row
         self._errored: dict[str, optuna.Trial] = {}
+        self._families = tuple(families) if families else None
+        self._trained_configs = {
+            _config_key(t.user_attrs["config"])
+            for t in self.study.get_trials(deepcopy=False)
+            if t.user_attrs.get("status") in _TOOK_A_TURN[1:] and "config" in t.user_attrs
+        }
 
     @property
     def study(self) -> optuna.Study:
@@ -102,14 +119,17 @@ class BudgetedOptunaSearch(OptunaSearch):
         return self._ot_study
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        family = self._next_family()
         for _ in range(self._max_infeasible):
+            if family is not None:
+                self.study.enqueue_trial({"family": family})
             ot_trial = self.study.ask()
             # Only what the space returns: Tune's captor would also merge the raw Optuna names.
             proposal = dict(self._space_fn(ot_trial))
+            # An invalid proposal has no estimate: it is not judged here, it fails when built.
             estimate = self._estimate_fn(proposal)
-            violations = [
-                estimate[key] / limit - 1.0 for key, limit in sorted(self._limits.items())
-            ]
+            limits = {k: v for k, v in sorted(self._limits.items()) if k in estimate}
+            violations = [estimate[key] / limit - 1.0 for key, limit in limits.items()]
             attrs = {
                 "family": proposal.get("family"),
                 "config": _jsonable(proposal),
@@ -122,22 +142,47 @@ class BudgetedOptunaSearch(OptunaSearch):
                 ot_trial.set_user_attr(key, value)
             over = [
                 f"{key} {estimate[key]:.4g} > {limit:.4g}"
-                for key, limit in sorted(self._limits.items())
+                for key, limit in limits.items()
                 if estimate[key] > limit
             ]
-            if not over:
+            key = _config_key(attrs["config"])
+            if over:
+                ot_trial.set_user_attr("status", "INFEASIBLE")
+                ot_trial.set_user_attr("failure_reason", "over budget: " + ", ".join(over))
+                ot_trial.set_user_attr("finished_at", time.time())
+                self.study.tell(ot_trial, self._infeasible_values(estimate))
+            elif key in self._trained_configs:
+                ot_trial.set_user_attr("status", "DUPLICATE")
+                ot_trial.set_user_attr(
+                    "failure_reason", "the study already trained this configuration"
+                )
+                ot_trial.set_user_attr("finished_at", time.time())
+                self.study.tell(ot_trial, state=TrialState.FAIL)
+            else:
                 ot_trial.set_user_attr("status", "RUNNING")
                 ot_trial.set_user_attr("tune_trial_id", trial_id)
                 self._ot_trials[trial_id] = ot_trial
+                self._trained_configs.add(key)
                 return proposal
-            ot_trial.set_user_attr("status", "INFEASIBLE")
-            ot_trial.set_user_attr("failure_reason", "over budget: " + ", ".join(over))
-            ot_trial.set_user_attr("finished_at", time.time())
-            self.study.tell(ot_trial, self._infeasible_values(estimate))
         raise RuntimeError(
             f"{self._max_infeasible} proposals in a row were over the cost budget "
-            f"{self._limits}: raise budget.max_flops / budget.max_params or narrow the space"
+            f"{self._limits} or already trained: raise budget.max_flops / budget.max_params, "
+            "widen the space or ask for fewer trials"
         )
+
+    def _next_family(self) -> str | None:
+        """The family whose turn it is (None: the sampler chooses, or a re-queued trial waits)."""
+        if self._families is None:
+            return None
+        trials = self.study.get_trials(deepcopy=False)
+        if any(t.state == TrialState.WAITING for t in trials):
+            return None  # a re-queued trial comes first, with its own family
+        turns = dict.fromkeys(self._families, 0)
+        for t in trials:
+            fam = t.user_attrs.get("family")
+            if fam in turns and t.user_attrs.get("status") in _TOOK_A_TURN:
+                turns[fam] += 1
+        return min(self._families, key=lambda f: turns[f])
 
     def _infeasible_values(self, estimate: dict[str, float]) -> list[float]:
         """Worst-case values: the constraints, not these, rank infeasible trials."""
@@ -180,10 +225,12 @@ class BudgetedOptunaSearch(OptunaSearch):
             ot_trial.set_user_attr("status", "FAILED")
             ot_trial.set_user_attr("failure_reason", str(reason))
             self.study.tell(ot_trial, state=TrialState.FAIL)
+        elif int(result.get("epoch") or 0) < self._max_epochs:
+            # Stopped early: a partial-budget measurement, kept in the user attributes only.
+            ot_trial.set_user_attr("status", "STOPPED")
+            self.study.tell(ot_trial, state=TrialState.PRUNED)
         else:
-            epochs = int(result.get("epoch") or 0)
-            status = "COMPLETE" if epochs >= self._max_epochs else "STOPPED"
-            ot_trial.set_user_attr("status", status)
+            ot_trial.set_user_attr("status", "COMPLETE")
             self.study.tell(ot_trial, [float(v) for v in values if v is not None])
         self._completed_trials.add(trial_id)
 
@@ -198,6 +245,13 @@ class BudgetedOptunaSearch(OptunaSearch):
                 "failure_reason", reason or "trial process errored (see the Tune trial's error.txt)"
             )
             self.study.tell(ot_trial, state=TrialState.FAIL)
+
+
+def _config_key(config: dict[str, Any]) -> str:
+    """A configuration's identity (floats as stored, keys sorted)."""
+    import json
+
+    return json.dumps(_jsonable(config), sort_keys=True)
 
 
 def _jsonable(value: Any) -> Any:

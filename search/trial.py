@@ -33,8 +33,10 @@ __all__ = [
     "NonFiniteLossError",
     "TrialSession",
     "deepspeed_config",
+    "run_trial",
     "select_precision",
     "train_trial",
+    "trial_seed",
 ]
 
 CHECKPOINT_TAG = "last"
@@ -59,22 +61,19 @@ def select_precision(requested: str, device: torch.device) -> str:
 
 def deepspeed_config(
     *,
-    train_hp: dict[str, Any],
     micro_batch_size: int,
     grad_accum: int,
-    total_steps: int,
-    warmup_steps: int,
     grad_clip: float,
     zero_stage: int,
     precision: str,
-    fused_optimizer: bool,
 ) -> dict[str, Any]:
     """The DeepSpeed config for one trial.
 
-    With ``fused_optimizer`` (a GPU) DeepSpeed builds the optimizer itself: FusedAdam for AdamW,
-    FusedLamb for LAMB. Otherwise the caller passes a client optimizer (torch AdamW or our LAMB).
+    The optimizer and the LR schedule are the client's (``search.optim``: the same parameter
+    groups and hyperparameters on CPU and GPU, DeepSpeed's fused kernels on a GPU), so the config
+    holds only batch geometry, clipping, ZeRO and precision.
     """
-    cfg: dict[str, Any] = {
+    return {
         "train_micro_batch_size_per_gpu": micro_batch_size,
         "gradient_accumulation_steps": grad_accum,
         "gradient_clipping": grad_clip,
@@ -82,68 +81,43 @@ def deepspeed_config(
         "wall_clock_breakdown": False,
         "zero_optimization": {"stage": zero_stage},
         "zero_allow_untested_optimizer": True,
-        "scheduler": {
-            "type": "WarmupCosineLR",
-            "params": {
-                "total_num_steps": max(total_steps, 1),
-                "warmup_num_steps": min(warmup_steps, max(total_steps - 1, 0)),
-                "warmup_type": "linear",
-                "warmup_min_ratio": 0.0,
-                "cos_min_ratio": 0.01,
-            },
-        },
         "bf16": {"enabled": precision == "bf16"},
         "fp16": {"enabled": precision == "fp16", "initial_scale_power": 12},
     }
-    if fused_optimizer:
-        name = {"adamw": "AdamW", "lamb": "Lamb"}[train_hp["optimizer"]]
-        cfg["optimizer"] = {
-            "type": name,
-            "params": {"lr": train_hp["lr"], "weight_decay": train_hp["weight_decay"]},
-        }
-    return cfg
 
 
-def _client_optimizer(model: torch.nn.Module, train_hp: dict[str, Any]) -> torch.optim.Optimizer:
-    from search.optim import Lamb
-
-    # No weight decay on biases and norm weights (1-D tensors), as timm and the papers do.
-    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
-    groups = [
-        {"params": decay, "weight_decay": train_hp["weight_decay"]},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
-    if train_hp["optimizer"] == "lamb":
-        return Lamb(groups, lr=train_hp["lr"])
-    if train_hp["optimizer"] == "adamw":
-        return torch.optim.AdamW(groups, lr=train_hp["lr"])
-    raise ValueError(f"optimizer={train_hp['optimizer']!r}; allowed: adamw, lamb")
+def trial_seed(experiment: Any) -> int:
+    """The seed a trial trains with: the experiment's (so a trial is a function of its config,
+    and ``paretotune reproduce`` retrains it exactly)."""
+    return int(experiment.seed) * 100_003
 
 
-@contextmanager
-def _own_process_group(backend: str) -> Iterator[int | None]:
-    """A one-process group on this trial's own rendezvous port (``None`` if one exists).
+_STORES: list[Any] = []  # the one-process group's store, alive as long as the process
+
+
+def _ensure_process_group(backend: str) -> None:
+    """A one-process group on this process's own rendezvous port, created once and kept.
 
     The TCPStore binds port 0, so the OS hands out a free port atomically: concurrent trials on
-    one node never collide on the default rendezvous port.
+    one node never collide on the default rendezvous port. The group outlives the trial: a
+    process that trains several trials (``paretotune reproduce``, a reused Tune actor) keeps
+    the group DeepSpeed cached at its first ``initialize`` (a destroyed and re-created group
+    is "not registered" to it). Under Ray Train (multi-worker trials) the group exists already.
     """
     import torch.distributed as dist
 
-    if dist.is_initialized():  # Ray Train (multi-worker trials) already set one up
-        yield None
+    if dist.is_initialized():
         return
     store = dist.TCPStore("127.0.0.1", 0, world_size=1, is_master=True, wait_for_workers=False)
-    port = int(store.port)
     os.environ.update(
-        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK="0", LOCAL_RANK="0", WORLD_SIZE="1"
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(int(store.port)),
+        RANK="0",
+        LOCAL_RANK="0",
+        WORLD_SIZE="1",
     )
     dist.init_process_group(backend, store=store, rank=0, world_size=1)
-    try:
-        yield port
-    finally:
-        dist.destroy_process_group()
-        del store
+    _STORES.append(store)
 
 
 # ---- the session abstraction: Tune (one process) or Ray Train (a worker of many) --------------
@@ -173,7 +147,7 @@ def _tune_session() -> TrialSession:
 
 
 class _WorkerFailure(Exception):
-    """A Ray Train worker's failure report (``_run_guarded``'s metrics), raised, not reported.
+    """A Ray Train worker's failure report (``run_trial``'s metrics), raised, not reported.
 
     A failing worker cannot report: ``ray.train.report`` is a barrier over all workers, and the
     others may be blocked in a collective (the gradient all-reduce) waiting for this one, so the
@@ -211,7 +185,7 @@ def _train_session() -> TrialSession:
 
     def report(metrics: dict[str, Any], ckpt_dir: str | None) -> None:
         if "failure_reason" in metrics:
-            # Called from ``_run_guarded``'s ``except`` block: the exception is still current.
+            # Called from ``run_trial``'s ``except`` block: the exception is still current.
             raise _WorkerFailure(
                 metrics, at=time.time(), communication=_is_communication_error(sys.exception())
             )
@@ -243,7 +217,7 @@ def train_trial(config: dict[str, Any], *, experiment: Any, data: Any) -> None:
     if experiment.resources.workers_per_trial > 1:
         _fit_torch_trainer(config, experiment=experiment, data=data)
         return
-    _run_guarded(config, experiment=experiment, data=data, session=_tune_session())
+    run_trial(config, experiment=experiment, data=data, session=_tune_session())
 
 
 def _fit_torch_trainer(config: dict[str, Any], *, experiment: Any, data: Any) -> None:
@@ -331,7 +305,7 @@ def _train_worker(loop_config: dict[str, Any]) -> None:
     data = loop_config["data"]
     if isinstance(data, ray.ObjectRef):
         data = ray.get(data)
-    _run_guarded(
+    run_trial(
         loop_config["config"],
         experiment=loop_config["experiment"],
         data=data,
@@ -339,24 +313,28 @@ def _train_worker(loop_config: dict[str, Any]) -> None:
     )
 
 
-def _run_guarded(
-    config: dict[str, Any], *, experiment: Any, data: Any, session: TrialSession
-) -> None:
-    """Train; turn a deterministic failure into a final report instead of a crash."""
-    state: dict[str, Any] = {"best_val_accuracy": 0.0, "epoch": 0, "history": []}
+def run_trial(config: dict[str, Any], *, experiment: Any, data: Any, session: TrialSession) -> None:
+    """Train; turn a deterministic failure into a final report instead of a crash.
+
+    A failure report carries the compute the trial used (``train_time_s``: wall time since it
+    started) and whatever it measured before failing.
+    """
+    state: dict[str, Any] = {"epoch": 0, "history": [], "elapsed_before_s": 0.0}
+    started = time.perf_counter()
     try:
         _train(config, experiment=experiment, data=data, session=session, state=state)
     except Exception as exc:  # recorded as a failed trial; the sweep goes on
         reason = _failure_reason(exc)
+        last = state["history"][-1] if state["history"] else {}
         metrics = {
             # Every metric the searcher and scheduler expect is present (Tune checks it).
             **{key: math.nan for key in ("flops", "params", "latency_ms")},
             **state.get("cost", {}),
             "failure_reason": reason,
-            "val_accuracy": state["best_val_accuracy"],
-            "best_val_accuracy": state["best_val_accuracy"],
+            "val_accuracy": last.get("val_accuracy", 0.0),
             "epoch": state["epoch"],
             "history": state["history"],
+            "train_time_s": state["elapsed_before_s"] + time.perf_counter() - started,
         }
         if session.rank == 0:
             print(f"[paretotune] trial failed: {reason}", flush=True)
@@ -397,6 +375,7 @@ def _train(
     import models
     from models.cost import measure
     from search.data import Augmenter, batches
+    from search.optim import WarmupCosine, build_optimizer
     from spaces import split_proposal
 
     _quiet_deepspeed()
@@ -405,7 +384,7 @@ def _train(
     threads = training.num_threads or max(1, int(experiment.resources.cpus_per_trial))
     torch.set_num_threads(threads)
     device = _trial_device()
-    seed = int(experiment.seed) * 100_003 + int(config.get("_seed_offset", 0))
+    seed = trial_seed(experiment)
     torch.manual_seed(seed)
 
     model = models.build_model(
@@ -447,42 +426,50 @@ def _train(
     precision = select_precision(training.precision, device)
     fused = device.type == "cuda"
     ds_config = deepspeed_config(
-        train_hp=train_hp,
         micro_batch_size=micro,
         grad_accum=grad_accum,
-        total_steps=steps_per_epoch * experiment.epochs,
-        warmup_steps=steps_per_epoch * int(train_hp.get("warmup_epochs", 0)),
         grad_clip=training.grad_clip,
         zero_stage=training.zero_stage,
         precision=precision,
-        fused_optimizer=fused,
+    )
+    optimizer = build_optimizer(
+        model,
+        str(train_hp["optimizer"]),
+        lr=float(train_hp["lr"]),
+        weight_decay=float(train_hp["weight_decay"]),
+        fused=fused,
+    )
+    schedule = WarmupCosine(
+        warmup_steps=steps_per_epoch * int(train_hp.get("warmup_epochs", 0)),
+        total_steps=steps_per_epoch * experiment.epochs,
     )
     backend = "nccl" if device.type == "cuda" else "gloo"
-    with _own_process_group(backend):
-        engine, _, _, _ = deepspeed.initialize(
-            model=model,
-            optimizer=None if fused else _client_optimizer(model, train_hp),
-            config=ds_config,
-            dist_init_required=False,
+    _ensure_process_group(backend)
+    engine, _, _, _ = deepspeed.initialize(
+        model=model,
+        optimizer=optimizer,
+        lr_scheduler=schedule.scheduler,
+        config=ds_config,
+        dist_init_required=False,
+    )
+    try:
+        _epochs(
+            engine,
+            data=data,
+            experiment=experiment,
+            train_hp=train_hp,
+            session=session,
+            state=state,
+            cost_metrics=cost_metrics,
+            micro=micro,
+            micro_steps_per_epoch=micro_steps_per_epoch,
+            seed=seed,
+            augmenter=Augmenter(data, engine.device, policy=experiment.augment_policy()),
+            batches=batches,
         )
-        try:
-            _epochs(
-                engine,
-                data=data,
-                experiment=experiment,
-                train_hp=train_hp,
-                session=session,
-                state=state,
-                cost_metrics=cost_metrics,
-                micro=micro,
-                micro_steps_per_epoch=micro_steps_per_epoch,
-                seed=seed,
-                augmenter=Augmenter(data, engine.device),
-                batches=batches,
-            )
-        finally:
-            engine.destroy() if hasattr(engine, "destroy") else None
-            del engine
+    finally:
+        engine.destroy() if hasattr(engine, "destroy") else None
+        del engine
 
 
 def _trial_device() -> torch.device:
@@ -514,6 +501,7 @@ def _epochs(
             engine.load_checkpoint(ckpt_dir, tag=CHECKPOINT_TAG)
             state.update(json.loads((Path(ckpt_dir) / STATE_FILE).read_text()))
             start_epoch = int(state["epoch"])
+            state["elapsed_before_s"] = sum(h["epoch_time_s"] for h in state["history"])
     device = engine.device
     dtype = next(engine.module.parameters()).dtype
     label_smoothing = float(train_hp.get("label_smoothing", 0.0))
@@ -566,7 +554,6 @@ def _epochs(
         val = _evaluate(engine, data.val_x, data.val_y, augmenter, session, dtype)
         epoch_time = time.perf_counter() - t0
         state["epoch"] = epoch
-        state["best_val_accuracy"] = max(state["best_val_accuracy"], val["accuracy"])
         record = {
             "epoch": epoch,
             "train_loss": _all_mean(loss_total, seen_total),
@@ -580,7 +567,6 @@ def _epochs(
         metrics = {
             **record,
             **cost_metrics,
-            "best_val_accuracy": state["best_val_accuracy"],
             "train_time_s": sum(h["epoch_time_s"] for h in state["history"]),
             "epochs_planned": experiment.epochs,
             "history": list(state["history"]),
@@ -588,6 +574,8 @@ def _epochs(
             "train_images": seen_total,  # this epoch, all ranks
             "train_images_distinct": distinct,  # == train_images: the ranks' shards are disjoint
         }
+        # The weights that count are the last epoch's (the end of the schedule): the objective is
+        # this epoch's val accuracy, and the test accuracy is measured on these same weights.
         if epoch == experiment.epochs and experiment.training.eval_test:
             test = _evaluate(engine, data.test_x, data.test_y, augmenter, session, dtype)
             metrics.update(test_accuracy=test["accuracy"], test_top5=test["top5"])

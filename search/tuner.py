@@ -1,4 +1,4 @@
-"""The sweep: Optuna proposes, Ray Tune schedules (ASHA), DeepSpeed trains, the study records.
+"""The sweep: Optuna proposes, Ray Tune schedules (MO-ASHA), DeepSpeed trains, the study records.
 
 ``run(experiment)`` runs a sweep into its output directory; ``resume(output_dir)`` continues an
 interrupted one. Both return a :class:`SweepResult`. A sweep is resumable at any point because
@@ -23,7 +23,15 @@ from search.errors import UserError
 from search.experiment import Experiment, load_experiment
 from search.results import export_results, load_rows, objective_columns
 
-__all__ = ["SweepResult", "count_trained", "open_study", "resume", "run"]
+__all__ = [
+    "SweepResult",
+    "count_trained",
+    "load_experiment_data",
+    "make_scheduler",
+    "open_study",
+    "resume",
+    "run",
+]
 
 _TRAINED = ("COMPLETE", "STOPPED", "FAILED")
 
@@ -156,18 +164,8 @@ def _has_trials(exp: Experiment) -> bool:
 def _sweep(
     exp: Experiment, out: Path, *, address: str | None, report: bool, verbose: bool
 ) -> SweepResult:
-    from search.data import load_dataset
-
     with _RunLock(out):
-        data = load_dataset(
-            exp.dataset.name,
-            image_size=exp.dataset.image_size,
-            data_dir=exp.dataset.data_dir,
-            download=exp.dataset.download,
-            val_fraction=exp.dataset.val_fraction,
-            seed=exp.seed,
-            **exp.dataset.synthetic,
-        )
+        data = load_experiment_data(exp)
         study = open_study(exp)
         requeued = _requeue_interrupted(study)
         remaining = exp.num_trials - count_trained(study)
@@ -190,12 +188,26 @@ def _sweep(
         return result
 
 
+def load_experiment_data(exp: Experiment) -> Any:
+    """The experiment's dataset splits (the same for every trial, and for ``reproduce``)."""
+    from search.data import load_dataset
+
+    return load_dataset(
+        exp.dataset.name,
+        image_size=exp.dataset.image_size,
+        data_dir=exp.dataset.data_dir,
+        download=exp.dataset.download,
+        val_fraction=exp.dataset.val_fraction,
+        seed=exp.seed,
+        **exp.dataset.synthetic,
+    )
+
+
 def _fit(
     exp: Experiment, out: Path, data: Any, num_samples: int, *, address: str | None, verbose: bool
 ) -> None:
     import ray
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     from search.progress import ProgressCallback
     from search.searcher import BudgetedOptunaSearch, make_sampler
@@ -225,22 +237,15 @@ def _fit(
             estimate_fn=CostEstimator(data.image_size, data.in_channels, data.num_classes),
             limits=limits,
             max_epochs=exp.epochs,
+            families=exp.families if exp.family_allocation == "equal" else None,
+            # A new seed per (re)start: a resume must not replay the first run's proposals.
             sampler=make_sampler(
-                exp.sampler, seed=exp.seed + count_trained(open_study(exp)), constrained=constrained
+                exp.sampler, seed=exp.seed + len(open_study(exp).trials), constrained=constrained
             ),
             study_name=exp.name,
             storage=storage,
         )
-        if exp.scheduler.name == "asha" and exp.epochs > 1:
-            scheduler: Any = ASHAScheduler(
-                metric="val_accuracy",
-                mode="max",
-                max_t=exp.epochs,
-                grace_period=min(exp.scheduler.grace_period, exp.epochs),
-                reduction_factor=exp.scheduler.reduction_factor,
-            )
-        else:
-            scheduler = FIFOScheduler()
+        scheduler = make_scheduler(exp)
         res = exp.resources
         if res.workers_per_trial > 1:
             # The trainable only drives a TorchTrainer; its workers hold the real resources.
@@ -278,6 +283,33 @@ def _fit(
     finally:
         if started_ray:
             ray.shutdown()
+
+
+def make_scheduler(exp: Experiment) -> Any:
+    """The experiment's early-stopping rule as a Tune scheduler (FIFO: none)."""
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    from search.schedulers import MultiObjectiveASHA
+
+    grace = min(exp.scheduler.grace_period, exp.epochs)
+    eta = exp.scheduler.reduction_factor
+    if exp.epochs <= 1 or exp.scheduler.name == "none":
+        return FIFOScheduler()
+    if exp.scheduler.name == "asha":
+        return ASHAScheduler(
+            metric="val_accuracy",
+            mode="max",
+            max_t=exp.epochs,
+            grace_period=grace,
+            reduction_factor=eta,
+        )
+    return MultiObjectiveASHA(
+        metrics=exp.objective_metrics,
+        modes=exp.objective_modes,
+        max_t=exp.epochs,
+        grace_period=grace,
+        reduction_factor=eta,
+    )
 
 
 def _init_ray(address: str | None) -> None:

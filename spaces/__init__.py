@@ -83,14 +83,15 @@ def split_proposal(proposal: Mapping[str, Any]) -> tuple[str, dict[str, Any], di
 
 
 class _NameRecorder:
-    """A stand-in trial that takes the first choice of every parameter and records its name."""
+    """A stand-in trial that takes choice ``k`` (modulo) of every parameter and records names."""
 
-    def __init__(self) -> None:
+    def __init__(self, k: int) -> None:
+        self.k = k
         self.names: list[str] = []
 
     def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any:
         self.names.append(name)
-        return choices[0]
+        return choices[self.k % len(choices)]
 
     def suggest_float(self, name: str, low: float, high: float, **_: Any) -> float:
         self.names.append(name)
@@ -98,10 +99,17 @@ class _NameRecorder:
 
 
 def parameter_names(families: Sequence[str], *, image_size: int) -> list[str]:
-    """Every parameter name the joint space over ``families`` can suggest (for validation)."""
-    recorder = _NameRecorder()
+    """Every parameter name the joint space over ``families`` can suggest (for validation).
+
+    The space runs once per choice index, so the parameters of every branch of a conditional
+    (``lamb.lr`` after ``optimizer=lamb``, ``num_freq_bands`` after a Fourier encoding) appear.
+    """
+    names: dict[str, None] = {}
     ctx = SpaceContext(image_size=image_size)
-    for family in families:
-        SPACES[family](recorder, ctx)  # type: ignore[arg-type]
-    training(recorder, ctx)  # type: ignore[arg-type]
-    return ["family", *dict.fromkeys(recorder.names)]
+    for k in range(8):
+        recorder = _NameRecorder(k)
+        for family in families:
+            SPACES[family](recorder, ctx)  # type: ignore[arg-type]
+        training(recorder, ctx)  # type: ignore[arg-type]
+        names.update(dict.fromkeys(recorder.names))
+    return ["family", *names]

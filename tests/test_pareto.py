@@ -134,7 +134,8 @@ def _rows() -> list[dict[str, Any]]:
         _row(0, "vit", 0.80, 1e6),
         _row(1, "vit", 0.85, 4e6),
         _row(2, "vit", 0.83, 5e6),  # dominated by t001
-        _row(3, "mixer", 0.90, 8e6, status="STOPPED"),
+        _row(3, "mixer", 0.90, 8e6, status="STOPPED"),  # a partial budget: never on a front
+        _row(9, "mixer", 0.90, 9e6),
         _row(4, "mixer", 0.70, 5e5),
         _row(5, "mixer", 0.99, 2e5, status="FAILED"),  # not a measurement
         _row(6, "vit", None, 3e5, status="INFEASIBLE"),
@@ -148,12 +149,12 @@ def test_fronts_per_family_and_overall() -> None:
     assert fr.objectives == (Objective("val_accuracy", "max"), Objective("flops", "min"))
     assert set(fr.by_family) == {"vit", "mixer", "perceiver"}
     assert fr.by_family["vit"].trial_ids == ("t000", "t001")
-    assert fr.by_family["mixer"].trial_ids == ("t004", "t003")
+    assert fr.by_family["mixer"].trial_ids == ("t004", "t009")
     assert fr.by_family["perceiver"].trial_ids == ("t008",)
     # sorted by cost ascending: a step line from cheap to accurate
-    assert fr.overall.trial_ids == ("t004", "t000", "t001", "t003")
-    assert fr.overall.column("flops") == (5e5, 1e6, 4e6, 8e6)
-    assert {r["trial_id"] for r in fr.eligible} == {f"t00{i}" for i in (0, 1, 2, 3, 4, 8)}
+    assert fr.overall.trial_ids == ("t004", "t000", "t001", "t009")
+    assert fr.overall.column("flops") == (5e5, 1e6, 4e6, 9e6)
+    assert {r["trial_id"] for r in fr.eligible} == {f"t00{i}" for i in (0, 1, 2, 4, 8, 9)}
     assert pareto.pareto_front(_rows(), ACC_FLOPS, family="vit") == fr.by_family["vit"]
 
 
@@ -284,8 +285,8 @@ def test_hypervolume_history() -> None:
     rows = _rows()
     random.Random(0).shuffle(rows)
     hist = pareto.hypervolume_history(rows, ACC_FLOPS)
-    assert hist.trial_ids == tuple(f"t{i:03d}" for i in range(9))  # ordered by finished_at
-    assert hist.compute_time_s == tuple(10.0 * (i + 1) for i in range(9))
+    assert hist.trial_ids == tuple(f"t{i:03d}" for i in range(10))  # ordered by finished_at
+    assert hist.compute_time_s == tuple(10.0 * (i + 1) for i in range(10))
     assert all(b >= a for a, b in zip(hist.hypervolume, hist.hypervolume[1:]))
     fr = pareto.fronts(rows, ACC_FLOPS)
     assert hist.hypervolume[-1] == pytest.approx(
@@ -350,7 +351,7 @@ def test_accuracy_at_cost_is_a_step_function() -> None:
         "perceiver": (None, None, 0.88),
         "vit": (None, 0.85, 0.85),
     }
-    assert m.trial_ids["mixer"] == ("t004", "t004", "t003")
+    assert m.trial_ids["mixer"] == ("t004", "t004", "t009")
 
 
 @given(

@@ -9,6 +9,7 @@ import pytest
 
 import models
 from spaces import SPACES, TRAIN_KEYS, joint, split_proposal
+from spaces.common import LR_RANGES
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -35,7 +36,12 @@ def test_joint_space_chooses_family_first_and_overrides_narrow() -> None:
     space = joint(
         ["perceiver", "vit"],
         image_size=16,
-        overrides={"perceiver.num_latents": [8], "vit.depth": [3], "lr": [1e-3, 1e-3]},
+        overrides={
+            "perceiver.num_latents": [8],
+            "vit.depth": [3],
+            "adamw.lr": [1e-3, 1e-3],
+            "lamb.lr": [2e-2, 2e-2],
+        },
     )
     study = optuna.create_study(directions=["maximize", "minimize"])
     seen = set()
@@ -47,11 +53,26 @@ def test_joint_space_chooses_family_first_and_overrides_narrow() -> None:
             assert p["num_latents"] == 8
         else:
             assert p["depth"] == 3
-        assert p["lr"] == 1e-3
+        assert p["lr"] == {"adamw": 1e-3, "lamb": 2e-2}[p["optimizer"]]  # its own range
         assert next(iter(trial.params)) == "family"
         study.tell(trial, [0.0, 1.0])
     assert seen == {"perceiver", "vit"}
     assert pickle.loads(pickle.dumps(space)) == space  # Tune checkpoints the searcher
+
+
+def test_learning_rate_ranges_depend_on_the_optimizer() -> None:
+    space = joint(["mixer"], image_size=16)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen = {"adamw": [], "lamb": []}
+    for _ in range(40):
+        trial = study.ask()
+        p = space(trial)
+        seen[p["optimizer"]].append(p["lr"])
+        assert f"{p['optimizer']}.lr" in trial.params and "lr" not in trial.params
+        study.tell(trial, 0.0)
+    for name, lrs in seen.items():
+        low, high = LR_RANGES[name]
+        assert lrs and all(low <= lr <= high for lr in lrs), name
 
 
 def test_patch_size_override_that_divides_nothing_is_a_clear_error() -> None:

@@ -1,0 +1,87 @@
+"""``paretotune reproduce DIR TRIAL_ID``: retrain one finished trial and compare.
+
+The trial's stored configuration is trained again with the experiment's seed, data split and
+recipe (``experiment.yaml`` of the results directory), in this process, through the same
+training loop and DeepSpeed engine a sweep uses (no Ray). On a CPU the training is
+deterministic for a given thread count, so the reproduced metrics should equal the stored ones.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from search.errors import UserError
+
+__all__ = ["COMPARED", "Reproduction", "reproduce"]
+
+#: The metrics compared, in print order.
+COMPARED = ("val_accuracy", "test_accuracy", "val_loss", "params", "flops", "epochs_run")
+
+
+@dataclass(frozen=True)
+class Reproduction:
+    """A trial's stored metrics beside those of its retraining."""
+
+    trial_id: str
+    family: str
+    config: dict[str, Any]
+    stored: dict[str, Any]
+    reproduced: dict[str, Any]
+
+    def difference(self, metric: str) -> float:
+        """``reproduced - stored`` (NaN where either is missing)."""
+        a, b = self.stored.get(metric), self.reproduced.get(metric)
+        if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+            return float(b) - float(a)
+        return math.nan
+
+
+def reproduce(out_dir: str | Path, trial_id: str) -> Reproduction:
+    """Retrain trial ``trial_id`` (a Tune trial id or the study's trial number) of a sweep."""
+    from search.experiment import load_experiment
+    from search.results import load_rows
+    from search.trial import TrialSession, run_trial
+    from search.tuner import load_experiment_data
+
+    out = Path(out_dir).expanduser()
+    if not (out / "experiment.yaml").is_file() or not (out / "trials.json").is_file():
+        raise UserError(f"reproduce {out}: no experiment.yaml and trials.json there")
+    rows, _ = load_rows(out)
+    row = next((r for r in rows if str(r.get("trial_id")) == trial_id), None)
+    if row is None:
+        row = next((r for r in rows if str(r.get("number")) == trial_id), None)
+    if row is None:
+        known = ", ".join(str(r.get("trial_id")) for r in rows[:8])
+        raise UserError(f"reproduce {trial_id!r}: no such trial in {out}; e.g. {known}")
+    if row.get("status") != "COMPLETE":
+        raise UserError(
+            f"reproduce {trial_id}: status {row.get('status')}; only COMPLETE trials (full "
+            "budget) can be reproduced"
+        )
+    exp = load_experiment(out / "experiment.yaml")
+    reports: list[dict[str, Any]] = []
+    session = TrialSession(
+        report=lambda metrics, _ckpt: reports.append(metrics), restore_dir=_no_checkpoint
+    )
+    run_trial(dict(row["config"]), experiment=exp, data=load_experiment_data(exp), session=session)
+    last = reports[-1] if reports else {}
+    if last.get("failure_reason"):
+        raise RuntimeError(f"reproduce {trial_id}: the retraining failed: {last['failure_reason']}")
+    reproduced = {**last, "epochs_run": last.get("epoch")}
+    return Reproduction(
+        trial_id=str(row["trial_id"]),
+        family=str(row["family"]),
+        config=dict(row["config"]),
+        stored={k: row.get(k) for k in COMPARED},
+        reproduced={k: reproduced.get(k) for k in COMPARED},
+    )
+
+
+@contextlib.contextmanager
+def _no_checkpoint() -> Iterator[None]:
+    yield None
