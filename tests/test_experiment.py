@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from search.data import default_augment
 from search.errors import UserError
 from search.experiment import Experiment, list_presets, load_experiment
 
@@ -129,3 +130,33 @@ def test_cli_dry_run_prints_plan(tmp_path: Path) -> None:
         str(tmp_path / "o"),
     ):
         assert needle in proc.stdout
+
+
+@pytest.mark.parametrize(
+    "dataset, policy",
+    [
+        ("digits", default_augment("digits")),
+        ("synthetic", "none"),
+        ("cifar10", "crop_flip"),
+        ("cifar100", "crop_flip"),
+        ("imagefolder", "resized_crop"),
+    ],
+)
+def test_the_augmentation_recipe_is_chosen_by_the_dataset(dataset: str, policy: str) -> None:
+    exp = load_experiment("smoke", [f"dataset.name={dataset}", "dataset.data_dir=/data"])
+    assert exp.training.augment == "auto"
+    assert exp.augment_policy() == policy
+    assert default_augment("digits") in ("none", "translate")  # never a crop on 8x8 digits
+    chosen = load_experiment(
+        "smoke", [f"dataset.name={dataset}", "dataset.data_dir=/d", "training.augment=translate"]
+    )
+    assert chosen.augment_policy() == "translate"  # the experiment's word wins
+
+
+def test_bad_augment_and_allocation_name_the_allowed_values() -> None:
+    with pytest.raises(
+        UserError, match=r"training\.augment=.mixup.: not allowed; allowed: auto, none"
+    ):
+        load_experiment("smoke", ["training.augment=mixup"])
+    with pytest.raises(UserError, match="family_allocation='fair': not allowed; allowed: equal"):
+        load_experiment("smoke", ["family_allocation=fair"])
