@@ -1,0 +1,164 @@
+"""Is the sweep's answer true? Per family, the best full-budget accuracy beside simple anchors.
+
+Runs an experiment (default: the ``default`` preset) -- or reads a finished results directory
+with ``--results`` -- and prints, per family, the best COMPLETE trial's val and test accuracy
+(the weights that count: the last epoch's), beside scikit-learn's RBF SVC and logistic
+regression fitted on the *same* train split and scored on the same val and test splits, and
+the sweep's wall time. With ``--plain-loop`` each family's best configuration is also trained
+by ``benchmarks/plain_loop.py`` (a plain PyTorch loop: no Ray, no DeepSpeed) with the same
+optimizer, learning rate, batch and epochs, so the machinery's cost in accuracy is visible.
+
+This is a benchmark, not a test: it prints numbers and writes ``quality.json`` into the
+results directory; ``docs/benchmarks.md`` records its output.
+
+Usage::
+
+    python benchmarks/bench_quality.py [EXPERIMENT] [--set KEY=VALUE ...] [--output DIR]
+    python benchmarks/bench_quality.py --results results/default [--plain-loop]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
+
+import search  # noqa: E402
+from search.data import DatasetSplits  # noqa: E402
+from search.experiment import Experiment, load_experiment  # noqa: E402
+from search.results import load_rows  # noqa: E402
+from search.tuner import load_experiment_data  # noqa: E402
+from spaces import split_proposal  # noqa: E402
+
+
+def sklearn_anchors(data: DatasetSplits) -> dict[str, dict[str, float]]:
+    """RBF SVC and logistic regression on the flattened, standardised training images."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    def flat(x: Any) -> np.ndarray:
+        return x.reshape(len(x), -1).numpy().astype(np.float64) / 255.0
+
+    xtr, ytr = flat(data.train_x), data.train_y.numpy()
+    out = {}
+    for name, model in (
+        ("svc_rbf", make_pipeline(StandardScaler(), SVC())),
+        ("logistic_regression", make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000))),
+    ):
+        t0 = time.perf_counter()
+        model.fit(xtr, ytr)
+        out[name] = {
+            "val_accuracy": float(model.score(flat(data.val_x), data.val_y.numpy())),
+            "test_accuracy": float(model.score(flat(data.test_x), data.test_y.numpy())),
+            "seconds": time.perf_counter() - t0,
+        }
+    return out
+
+
+def best_per_family(rows: list[dict[str, Any]], families: tuple[str, ...]) -> dict[str, Any]:
+    """The best full-budget (COMPLETE) trial of each family by val accuracy, with counts."""
+    out: dict[str, Any] = {}
+    for family in families:
+        mine = [r for r in rows if r.get("family") == family]
+        complete = [r for r in mine if r.get("status") == "COMPLETE" and r.get("val_accuracy")]
+        best = max(complete, key=lambda r: r["val_accuracy"], default=None)
+        out[family] = {
+            "trials": len(mine),
+            "complete": len(complete),
+            "stopped": sum(r.get("status") == "STOPPED" for r in mine),
+            "best": None
+            if best is None
+            else {
+                k: best.get(k)
+                for k in ("trial_id", "val_accuracy", "test_accuracy", "flops", "params", "config")
+            },
+        }
+    return out
+
+
+def plain_loop_anchor(exp: Experiment, config: dict[str, Any]) -> dict[str, float]:
+    """The same configuration trained by the plain PyTorch loop (digits only)."""
+    from plain_loop import train_plain  # benchmarks/plain_loop.py
+
+    family, model_hp, train_hp = split_proposal(config)
+    result = train_plain(
+        family,
+        model_hp,
+        optimizer=train_hp["optimizer"],
+        lr=train_hp["lr"],
+        weight_decay=train_hp["weight_decay"],
+        batch_size=train_hp["batch_size"],
+        epochs=exp.epochs,
+        image_size=exp.dataset.image_size,
+        seed=exp.seed,
+        label_smoothing=train_hp.get("label_smoothing", 0.0),
+    )
+    return {k: result[k] for k in ("val_accuracy", "test_accuracy", "seconds")}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("experiment", nargs="?", default="default")
+    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument("--output", help="results dir of the sweep to run")
+    parser.add_argument("--results", help="read a finished sweep instead of running one")
+    parser.add_argument("--plain-loop", action="store_true", help="retrain each family's best")
+    args = parser.parse_args(argv)
+
+    wall = None
+    if args.results:
+        out = Path(args.results)
+        exp = load_experiment(out / "experiment.yaml")
+    else:
+        exp = load_experiment(args.experiment, args.overrides)
+        t0 = time.perf_counter()
+        result = search.run(exp, output_dir=args.output, report=True)
+        wall = time.perf_counter() - t0
+        out = result.output_dir
+    rows, _ = load_rows(out)
+    data = load_experiment_data(exp)
+    anchors = sklearn_anchors(data)
+    families = best_per_family(rows, exp.families)
+    if args.plain_loop and exp.dataset.name == "digits":
+        for fam in families.values():
+            if fam["best"] is not None:
+                fam["plain_loop"] = plain_loop_anchor(exp, fam["best"]["config"])
+
+    print(f"\nexperiment {exp.name}: {exp.num_trials} trials x {exp.epochs} epochs, {data!r}")
+    if wall is not None:
+        print(f"sweep wall time: {wall:.0f} s")
+    print(f"{'':<22} {'trials':>6} {'complete':>8} {'val':>7} {'test':>7} {'plain val':>9}")
+    for name, fam in families.items():
+        best = fam["best"] or {}
+        plain = fam.get("plain_loop", {})
+        print(
+            f"{name:<22} {fam['trials']:>6} {fam['complete']:>8} "
+            f"{_pct(best.get('val_accuracy')):>7} {_pct(best.get('test_accuracy')):>7} "
+            f"{_pct(plain.get('val_accuracy')):>9}"
+        )
+    for name, anchor in anchors.items():
+        print(
+            f"{name:<22} {'':>6} {'':>8} {_pct(anchor['val_accuracy']):>7} "
+            f"{_pct(anchor['test_accuracy']):>7}"
+        )
+    doc = {"experiment": exp.name, "wall_s": wall, "families": families, "anchors": anchors}
+    (out / "quality.json").write_text(json.dumps(doc, indent=1, default=str))
+    print(f"\nwritten: {out / 'quality.json'}")
+    return 0
+
+
+def _pct(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, (int, float)) else "-"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
