@@ -136,6 +136,11 @@ class MultiObjectiveASHA(FIFOScheduler):
     recorded at that rung so far. Results at or past ``max_t``, results without ``time_attr`` and
     failure reports (a ``"failure_reason"`` key) never stop a trial and record nothing.
 
+    With ``group_by`` (a config key, e.g. ``"family"``) each group has its own rungs: a trial
+    competes only with trials of its own group, so a family that learns slowly is not cut for
+    being slower than another family at an early rung (the sweep's default with equal family
+    allocation: each family's share of trials is then decided within the family).
+
     The metric and mode given to ``tune.TuneConfig`` are ignored here. State is plain Python
     (trial ids and floats), so the scheduler pickles.
     """
@@ -152,6 +157,7 @@ class MultiObjectiveASHA(FIFOScheduler):
         grace_period: int = 1,
         reduction_factor: int = 3,
         time_attr: str = "epoch",
+        group_by: str | None = None,
     ) -> None:
         metrics = list(metrics) if not isinstance(metrics, str) else [metrics]
         modes = list(modes) if not isinstance(modes, str) else [modes]
@@ -183,14 +189,15 @@ class MultiObjectiveASHA(FIFOScheduler):
         self._grace_period = int(grace_period)
         self._reduction_factor = int(reduction_factor)
         self._time_attr = time_attr
+        self._group_by = group_by
         milestones: list[int] = []
         milestone = self._grace_period
         while milestone < self._max_t:
             milestones.append(milestone)
             milestone *= self._reduction_factor
         self._milestones: tuple[int, ...] = tuple(milestones)
-        # milestone -> trial_id -> objective vector (minimised), in recording order
-        self._rungs: dict[int, dict[str, tuple[float, ...]]] = {m: {} for m in milestones}
+        # (group, milestone) -> trial_id -> objective vector (minimised), in recording order
+        self._rungs: dict[tuple[str, int], dict[str, tuple[float, ...]]] = {}
         self._num_stopped = 0
 
     def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
@@ -223,7 +230,12 @@ class MultiObjectiveASHA(FIFOScheduler):
         reached = [m for m in self._milestones if m <= now]
         if not reached:
             return TrialScheduler.CONTINUE
-        recorded = self._rungs[reached[-1]]
+        group = (
+            str((getattr(trial, "config", None) or {}).get(self._group_by, ""))
+            if (self._group_by)
+            else ""
+        )
+        recorded = self._rungs.setdefault((group, reached[-1]), {})
         trial_id = str(trial.trial_id)
         if trial_id in recorded:
             return TrialScheduler.CONTINUE
@@ -238,7 +250,10 @@ class MultiObjectiveASHA(FIFOScheduler):
     def debug_string(self) -> str:
         """One line: objectives, then each rung's milestone and how many trials it recorded."""
         objectives = ", ".join(f"{m}:{d}" for m, d in zip(self._metrics, self._modes))
-        rungs = " | ".join(f"rung {m}: {len(self._rungs[m])}" for m in self._milestones)
+        rungs = " | ".join(
+            f"rung {m}: {sum(len(r) for (_, k), r in self._rungs.items() if k == m)}"
+            for m in self._milestones
+        )
         return (
             f"MultiObjectiveASHA({objectives}; {self._time_attr} max_t={self._max_t}): "
             f"{rungs or 'no rungs'}; stopped {self._num_stopped}"

@@ -309,6 +309,8 @@ def make_scheduler(exp: Experiment) -> Any:
         max_t=exp.epochs,
         grace_period=grace,
         reduction_factor=eta,
+        # With equal family shares, a trial is ranked against its own family at every rung.
+        group_by="family" if exp.family_allocation == "equal" else None,
     )
 
 

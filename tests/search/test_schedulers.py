@@ -9,6 +9,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -344,3 +345,33 @@ def test_real_tune_run_stops_dominated_trials_and_keeps_the_cheap_one(
     assert last["cheap"] == 9
     stopped_early = sorted(name for name, epoch in last.items() if epoch < 9)
     assert stopped_early == ["fading", "mediocre"]
+
+
+def test_group_by_ranks_a_trial_only_against_its_own_family() -> None:
+    sched = MultiObjectiveASHA(
+        metrics=["val_accuracy", "flops"],
+        modes=["max", "min"],
+        max_t=9,
+        grace_period=1,
+        reduction_factor=3,
+        group_by="family",
+    )
+    fast = SimpleNamespace(trial_id="mixer-1", config={"family": "mixer"})
+    slow = SimpleNamespace(trial_id="perceiver-1", config={"family": "perceiver"})
+    slow2 = SimpleNamespace(trial_id="perceiver-2", config={"family": "perceiver"})
+    assert sched.on_trial_result(None, fast, {"epoch": 1, "val_accuracy": 0.9, "flops": 1e5}) == (
+        TrialScheduler.CONTINUE
+    )
+    # dominated by the mixer, but the first perceiver at its rung: it goes on
+    r = sched.on_trial_result(None, slow, {"epoch": 1, "val_accuracy": 0.3, "flops": 1e7})
+    assert r == TrialScheduler.CONTINUE
+    # a second perceiver dominated by the first one is cut
+    r = sched.on_trial_result(None, slow2, {"epoch": 1, "val_accuracy": 0.2, "flops": 2e7})
+    assert r == TrialScheduler.STOP
+    # without groups the mixer dominates the first perceiver, which is then cut
+    mixed = MultiObjectiveASHA(
+        metrics=["val_accuracy", "flops"], modes=["max", "min"], max_t=9, reduction_factor=3
+    )
+    mixed.on_trial_result(None, fast, {"epoch": 1, "val_accuracy": 0.9, "flops": 1e5})
+    r = mixed.on_trial_result(None, slow, {"epoch": 1, "val_accuracy": 0.3, "flops": 1e7})
+    assert r == TrialScheduler.STOP
