@@ -30,12 +30,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
-import search  # noqa: E402
-from search.data import DatasetSplits  # noqa: E402
-from search.experiment import Experiment, load_experiment  # noqa: E402
-from search.results import load_rows  # noqa: E402
-from search.tuner import load_experiment_data  # noqa: E402
-from spaces import split_proposal  # noqa: E402
+import search
+from search.data import DatasetSplits
+from search.experiment import Experiment, load_experiment
+from search.results import load_rows
+from search.tuner import load_experiment_data
+from spaces import split_proposal
 
 
 def sklearn_anchors(data: DatasetSplits) -> dict[str, dict[str, float]]:
