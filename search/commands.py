@@ -118,8 +118,11 @@ def _print_plan(exp: Any, *, resuming: bool = False) -> None:
         f"  dataset     {ds.name} at {ds.image_size}x{ds.image_size}"
         + (f" from {ds.data_dir}" if ds.data_dir else ""),
         f"  families    {', '.join(exp.families)}",
-        f"  trials      {exp.num_trials} x up to {exp.epochs} epochs; sampler {exp.sampler}, "
-        f"scheduler {exp.scheduler.name}",
+        f"  trials      {exp.num_trials} x {exp.epochs} epochs; sampler {exp.sampler}, "
+        f"families {'in equal shares' if exp.family_allocation == 'equal' else 'by the sampler'}"
+        f", early stopping {exp.scheduler.name}",
+        f"  recipe      augment {exp.augment_policy()}, precision {exp.training.precision}, "
+        f"ZeRO stage {exp.training.zero_stage}",
         "  objectives  " + ", ".join(f"{k} ({v})" for k, v in exp.objectives.items()),
     ]
     if exp.budget.max_flops or exp.budget.max_params:

@@ -25,6 +25,8 @@ def space(trial: optuna.Trial, ctx: SpaceContext) -> dict[str, Any]:
         "num_iterations": ctx.choice(trial, p + "num_iterations", (1, 2, 3, 4)),
         "self_per_cross": ctx.choice(trial, p + "self_per_cross", (1, 2, 4)),
         "latent_heads": ctx.choice(trial, p + "latent_heads", (1, 2, 4, 8)),
+        # the paper's cross-attention is single-head; on small data more heads train faster
+        "cross_heads": ctx.choice(trial, p + "cross_heads", (1, 2, 4)),
         "share_weights": ctx.choice(trial, p + "share_weights", (True, False)),
         "pos_encoding": ctx.choice(trial, p + "pos_encoding", ("fourier", "learned")),
         "dropout": ctx.choice(trial, p + "dropout", (0.0, 0.1)),
