@@ -11,6 +11,12 @@ Ranking (:func:`keeps`): whole fronts are taken in order (front 0 first); inside
 that is only partly taken, rows with a larger NSGA-II crowding distance go first; rows still
 exactly tied go to the earlier row (lower index, i.e. the trial recorded at the rung first).
 
+Promotion (:class:`MultiObjectiveASHA`): a trial goes on when it is on the first
+non-dominated front of its rung, or else among the best ``ceil(n / reduction_factor)``. The
+first clause matters in the small rungs of an asynchronous sweep: with two trials recorded and
+one place, a cheap newcomer that no trial dominates would otherwise be cut for arriving second
+after an accurate, expensive trial that was promoted already.
+
 Every objective is minimised inside this module: ``"max"`` metrics are negated, and a missing,
 NaN or infinite value counts as the worst possible (``+inf``).
 """
@@ -104,8 +110,8 @@ def crowding_distance(points: np.ndarray) -> np.ndarray:
 
 def keeps(points: np.ndarray, index: int, keep: int) -> bool:
     """True when row `index` is among the `keep` best rows: ordered by front, then inside the
-    front that is only partly taken by crowding distance (larger first); remaining exact ties broken
-    deterministically in favour of the earlier row (lower index)."""
+    front that is only partly taken by crowding distance (larger first); remaining exact ties
+    broken deterministically in favour of the earlier row (lower index)."""
     pts = _as_points(points)
     n = pts.shape[0]
     if not 0 <= index < n:
@@ -132,8 +138,8 @@ class MultiObjectiveASHA(FIFOScheduler):
     Rung milestones are ``grace_period * reduction_factor**k`` below ``max_t``. The first result
     whose ``time_attr`` reaches a milestone records the trial's objective vector there (only at the
     highest milestone reached; a rung the trial jumped over is skipped), and the trial goes on iff
-    :func:`keeps` ranks it among the best ``ceil(n / reduction_factor)`` of the ``n`` vectors
-    recorded at that rung so far. Results at or past ``max_t``, results without ``time_attr`` and
+    no vector recorded at that rung dominates it, or :func:`keeps` ranks it among the best
+    ``ceil(n / reduction_factor)`` of the ``n`` vectors recorded there so far. Results at or past ``max_t``, results without ``time_attr`` and
     failure reports (a ``"failure_reason"`` key) never stop a trial and record nothing.
 
     With ``group_by`` (a config key, e.g. ``"family"``) each group has its own rungs: a trial
@@ -242,7 +248,8 @@ class MultiObjectiveASHA(FIFOScheduler):
         recorded[trial_id] = self._vector(result)
         n = len(recorded)
         keep = max(1, math.ceil(n / self._reduction_factor))
-        if keeps(np.array(list(recorded.values())), n - 1, keep):
+        points = np.array(list(recorded.values()))
+        if nondominated_ranks(points)[-1] == 0 or keeps(points, n - 1, keep):
             return TrialScheduler.CONTINUE
         self._num_stopped += 1
         return TrialScheduler.STOP

@@ -133,12 +133,12 @@ RUNG1 = [
     ("mediocre1", 0.80, 1200.0),  # expensive, dominated by "accurate"
     ("mediocre2", 0.70, 1100.0),  # expensive, dominated by "accurate"
     ("cheap", 0.60, 10.0),  # cheap, less accurate: on the front
-    ("middle", 0.65, 20.0),  # on the front, but crowded between "cheap" and "accurate"
+    ("middle", 0.65, 20.0),  # on the front between "cheap" and "accurate": no trial dominates it
     ("best", 0.95, 1000.0),  # dominates "accurate"
     ("cheapish", 0.50, 30.0),  # dominated by "cheap"
 ]
 #: n recorded -> keep = ceil(n/3): 1, 1, 1, 2, 2, 2, 3
-RUNG1_MO_ASHA = ["CONTINUE", "STOP", "STOP", "CONTINUE", "STOP", "CONTINUE", "STOP"]
+RUNG1_MO_ASHA = ["CONTINUE", "STOP", "STOP", "CONTINUE", "CONTINUE", "CONTINUE", "STOP"]
 RUNG1_TUNE_ASHA = ["CONTINUE", "STOP", "STOP", "STOP", "STOP", "CONTINUE", "STOP"]
 
 
@@ -171,7 +171,7 @@ def test_milestones_and_debug_string() -> None:
         "rung 1: 0 | rung 3: 0; stopped 0"
     )
     _play_rung1(sched)
-    assert sched.debug_string().endswith("rung 1: 7 | rung 3: 0; stopped 4")
+    assert sched.debug_string().endswith("rung 1: 7 | rung 3: 0; stopped 3")
     assert "\n" not in sched.debug_string()
     wide = _mo_asha(max_t=100, grace_period=2, reduction_factor=4)
     assert "rung 2: 0 | rung 8: 0 | rung 32: 0;" in wide.debug_string()
@@ -185,17 +185,18 @@ def test_second_rung_between_rungs_and_max_t() -> None:
     # Epoch 2 reaches no new milestone (rung 1 is recorded already): nothing is decided.
     assert sched.on_trial_result(None, cheap, _result(2, 0.0, 1e9)) == CONTINUE
     assert sched.on_trial_result(None, cheap, _result(1, 0.0, 1e9)) == CONTINUE  # repeated epoch
-    assert sched.debug_string().endswith("rung 1: 7 | rung 3: 0; stopped 4")
+    assert sched.debug_string().endswith("rung 1: 7 | rung 3: 0; stopped 3")
     # Rung 3, keep = 1 each time.
     assert sched.on_trial_result(None, best, _result(3, 0.96, 1000.0)) == CONTINUE
-    # Both on the front and both boundary (crowding inf): the exact tie goes to "best", earlier.
-    assert sched.on_trial_result(None, cheap, _result(3, 0.62, 10.0)) == STOP
+    # Both on the front and both boundary (crowding inf): the newcomer is not cut for the tie
+    # with "best", already promoted -- the cheap model goes on beside the accurate one.
+    assert sched.on_trial_result(None, cheap, _result(3, 0.62, 10.0)) == CONTINUE
     assert sched.on_trial_result(None, accurate, _result(3, 0.91, 1000.0)) == STOP  # dominated
-    assert sched.debug_string().endswith("rung 1: 7 | rung 3: 3; stopped 6")
+    assert sched.debug_string().endswith("rung 1: 7 | rung 3: 3; stopped 4")
     # At or past max_t the trial goes on (Tune ends it) and nothing is recorded.
     assert sched.on_trial_result(None, best, _result(9, 0.0, 1e9)) == CONTINUE
     assert sched.on_trial_result(None, FakeTrial("late"), _result(12, 0.0, 1e9)) == CONTINUE
-    assert sched.debug_string().endswith("rung 1: 7 | rung 3: 3; stopped 6")
+    assert sched.debug_string().endswith("rung 1: 7 | rung 3: 3; stopped 4")
 
 
 def test_a_result_jumping_over_a_rung_is_recorded_at_the_highest_rung_reached() -> None:
@@ -248,11 +249,10 @@ def test_pickle_round_trip_preserves_decisions(tmp_path: Path) -> None:
     restored.restore(str(tmp_path / "scheduler.pkl"))
     assert copy.debug_string() == restored.debug_string() == sched.debug_string()
     later = [
-        # n=8, keep 3: the front {best, middle, cheap, late_cheap} loses its most crowded: cheap
-        ("late_cheap", 1, 0.55, 5.0, CONTINUE),
+        ("late_cheap", 1, 0.55, 5.0, CONTINUE),  # the cheapest yet: on the front
         ("late_bad", 1, 0.10, 2000.0, STOP),  # n=9, keep 3
         ("best", 3, 0.96, 1000.0, CONTINUE),
-        ("cheap", 3, 0.62, 10.0, STOP),  # tie of two boundary points: the earlier wins
+        ("cheap", 3, 0.62, 10.0, CONTINUE),  # on the rung's front beside "best"
     ]
     for name, epoch, acc, flops, expected in later:
         result = _result(epoch, acc, flops)
@@ -261,8 +261,8 @@ def test_pickle_round_trip_preserves_decisions(tmp_path: Path) -> None:
         assert restored.on_trial_result(None, FakeTrial(name), result) == expected
     # The copies are independent of the original.
     assert copy.on_trial_result(None, FakeTrial("only_copy"), _result(1, 0.99, 1.0)) == CONTINUE
-    assert sched.debug_string().endswith("rung 1: 9 | rung 3: 2; stopped 6")
-    assert copy.debug_string().endswith("rung 1: 10 | rung 3: 2; stopped 6")
+    assert sched.debug_string().endswith("rung 1: 9 | rung 3: 2; stopped 4")
+    assert copy.debug_string().endswith("rung 1: 10 | rung 3: 2; stopped 4")
 
 
 @pytest.mark.parametrize(
