@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from search.errors import UserError
-from search.experiment import list_presets, load_experiment
+from search.experiment import list_presets, load_experiment, redact
 
 __all__ = ["register"]
 
@@ -142,7 +142,7 @@ def _print_plan(exp: Any, *, resuming: bool = False) -> None:
             f"  space       {fam}: spaces/{SPACES[fam].__module__.split('.')[-1]}.py{note}"
         )
     lines.append(f"  output      {exp.resolved_output_dir()}")
-    lines.append(f"  study       {exp.storage_url()}")
+    lines.append(f"  study       {redact(exp.storage_url())}")
     print("\n".join(lines), flush=True)
 
 
@@ -160,7 +160,8 @@ def _print_outcome(result: Any) -> None:
     out = result.output_dir
     print(f"\nResults: {out}")
     print(f"  trials   {out / 'trials.csv'} (and trials.json)")
-    print(f"  study    {result.experiment.storage_url()}  (optuna-dashboard {out / 'optuna.db'})")
+    url = result.experiment.storage_url()
+    print(f"  study    {redact(url)}  (open it: optuna-dashboard {redact(url)})")
     if result.report_html.exists():
         print(f"  report   {result.report_html}")
 

@@ -37,6 +37,7 @@ __all__ = [
     "experiment_from_dict",
     "list_presets",
     "load_experiment",
+    "redact",
 ]
 
 PRESETS_DIR = Path(__file__).with_name("presets")
@@ -169,6 +170,16 @@ class Experiment:
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+def redact(url: str) -> str:
+    """An RDB URL with its password hidden, for printing."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}"
+    return url
 
 
 # ---- loading -------------------------------------------------------------------------------

@@ -139,8 +139,9 @@ class MultiObjectiveASHA(FIFOScheduler):
     whose ``time_attr`` reaches a milestone records the trial's objective vector there (only at the
     highest milestone reached; a rung the trial jumped over is skipped), and the trial goes on iff
     no vector recorded at that rung dominates it, or :func:`keeps` ranks it among the best
-    ``ceil(n / reduction_factor)`` of the ``n`` vectors recorded there so far. Results at or past ``max_t``, results without ``time_attr`` and
-    failure reports (a ``"failure_reason"`` key) never stop a trial and record nothing.
+    ``ceil(n / reduction_factor)`` of the ``n`` vectors recorded there so far. Results at or
+    past ``max_t``, results without ``time_attr`` and failure reports (a ``"failure_reason"``
+    key) never stop a trial and record nothing.
 
     With ``group_by`` (a config key, e.g. ``"family"``) each group has its own rungs: a trial
     competes only with trials of its own group, so a family that learns slowly is not cut for

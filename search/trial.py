@@ -5,8 +5,10 @@ trains in its own process; with more it builds a Ray Train ``TorchTrainer`` (dat
 DeepSpeed engine per worker, ZeRO stage from the config) and forwards the workers' reports to
 Tune (Ray Train V2's supported pattern: a Tune function trainable that fits a TorchTrainer).
 
-Every epoch reports train loss, val top-1/top-5/loss, images/s and epoch time, and saves a
-DeepSpeed checkpoint so a trial restarted by Tune (e.g. after its node died) resumes where it was.
+Every epoch reports train loss, val top-1/top-5/loss, images/s and epoch time. With Tune
+retries (``resources.max_failures > 0``) it also saves a DeepSpeed checkpoint, so a trial
+restarted by Tune (e.g. after its node died) resumes where it was; without retries nothing
+could read one, so none is saved.
 Deterministic failures (an exception, a NaN/inf loss, out of memory) are reported as a final
 result carrying ``failure_reason``; the searcher records the trial as failed and the sweep goes on.
 """
@@ -579,6 +581,11 @@ def _epochs(
         if epoch == experiment.epochs and experiment.training.eval_test:
             test = _evaluate(engine, data.test_x, data.test_y, augmenter, session, dtype)
             metrics.update(test_accuracy=test["accuracy"], test_top5=test["top5"])
+        if experiment.resources.max_failures == 0:
+            # Only a Tune retry reads a trial checkpoint (a resumed sweep re-queues interrupted
+            # trials from scratch): without retries, saving one each epoch is pure overhead.
+            session.report(metrics, None)
+            continue
         with tempfile.TemporaryDirectory(prefix="paretotune-ckpt-") as tmp:
             engine.save_checkpoint(tmp, tag=CHECKPOINT_TAG)  # collective; per-rank ZeRO shards
             if rank == 0:

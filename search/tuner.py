@@ -20,7 +20,7 @@ from typing import Any, Literal
 import optuna
 
 from search.errors import UserError
-from search.experiment import Experiment, load_experiment
+from search.experiment import Experiment, load_experiment, redact
 from search.results import export_results, load_rows, objective_columns
 
 __all__ = [
@@ -171,7 +171,7 @@ def _sweep(
         remaining = exp.num_trials - count_trained(study)
         _log(
             verbose,
-            f"study {exp.name!r} at {_redact(exp.storage_url())}: "
+            f"study {exp.name!r} at {redact(exp.storage_url())}: "
             f"{count_trained(study)} trials done, {remaining} to run"
             + (f" ({requeued} interrupted re-queued)" if requeued else ""),
         )
@@ -263,6 +263,9 @@ def _fit(
                 scheduler=scheduler,
                 num_samples=num_samples,
                 max_concurrent_trials=res.max_concurrent_trials,
+                # One worker process trains trial after trial: no process start and no
+                # torch/DeepSpeed import per trial (the process group is kept for reuse).
+                reuse_actors=True,
             ),
             run_config=tune.RunConfig(
                 name=run_name,
@@ -416,16 +419,6 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def _redact(url: str) -> str:
-    """Hide a password in an RDB URL before printing it."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        user = creds.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{host}"
-    return url
 
 
 def _log(verbose: bool, message: str) -> None:

@@ -35,7 +35,11 @@ CONFIG = {
 
 @pytest.fixture(scope="module")
 def experiment() -> Experiment:
-    return load_experiment("smoke", ["epochs=4", "dataset.synthetic.num_train=320"])
+    # max_failures > 0: trials checkpoint each epoch (a retry could read it), so the last
+    # epoch's weights can be read back from the final report's checkpoint.
+    return load_experiment(
+        "smoke", ["epochs=4", "dataset.synthetic.num_train=320", "resources.max_failures=1"]
+    )
 
 
 class _Recorder:
