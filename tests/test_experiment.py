@@ -7,10 +7,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from ray.tune.schedulers import ASHAScheduler as ASHA
 
 from search.data import default_augment
 from search.errors import UserError
 from search.experiment import Experiment, list_presets, load_experiment
+from search.schedulers import MultiObjectiveASHA
+from search.tuner import make_scheduler
 
 
 def test_presets_load_and_roundtrip(tmp_path: Path) -> None:
@@ -29,6 +32,12 @@ def test_default_preset_is_the_documented_sweep() -> None:
     assert set(exp.families) == {"perceiver", "vit", "mixer", "fnet", "gmlp"}
     assert exp.objectives == {"val_accuracy": "max", "flops": "min"}
     assert exp.objective_metrics == ["val_accuracy", "flops"]
+    # multi-objective early stopping, ranked within each family, and equal family shares
+    assert exp.scheduler.name == "moasha" and exp.family_allocation == "equal"
+    scheduler = make_scheduler(exp)
+    assert isinstance(scheduler, MultiObjectiveASHA)
+    assert scheduler._metrics == ("val_accuracy", "flops") and scheduler._group_by == "family"
+    assert isinstance(make_scheduler(load_experiment("default", ["scheduler.name=asha"])), ASHA)
 
 
 def test_overrides_are_typed_and_nested() -> None:
