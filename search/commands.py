@@ -57,16 +57,17 @@ def register(subparsers: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import dataclasses
+    from search.tuner import _ray_address, run
 
+    # the address first: its form (a dry run too) and, for a real run, that it answers
+    _ray_address(args.address, probe=not args.dry_run)
     exp = load_experiment(args.experiment, args.overrides)
-    if args.output:
-        exp = dataclasses.replace(exp, output_dir=args.output)
+    if args.output is not None:  # checked like the output_dir field ('' is refused, not ignored)
+        exp = load_experiment({**exp.to_dict(), "output_dir": args.output})
+    args.where = exp.resolved_output_dir()
     _print_plan(exp)
     if args.dry_run:
         return 0
-    from search.tuner import run
-
     result = run(exp, address=args.address, report=not args.no_report)
     _print_outcome(result)
     return 0
@@ -75,30 +76,88 @@ def _run(args: argparse.Namespace) -> int:
 def _resume(args: argparse.Namespace) -> int:
     from search.tuner import resume
 
-    out = Path(args.output_dir)
-    if (out / "experiment.yaml").is_file():
-        _print_plan(load_experiment(out / "experiment.yaml"), resuming=True)
-    result = resume(out, address=args.address, report=not args.no_report)
+    args.where = args.output_dir
+    plan = _stored_plan(args.output_dir)
+    if plan is not None:
+        _print_plan(plan, resuming=True)
+    result = resume(args.output_dir, address=args.address, report=not args.no_report)
     _print_outcome(result)
     return 0
 
 
+def _stored_plan(output_dir: str) -> Any:
+    """The experiment a resume continues, with its output dir the one given (where the study
+    and tables are, wherever the sweep first ran); None if it does not load (``resume`` then
+    says why, naming the folder)."""
+    import dataclasses
+
+    try:
+        out = Path(output_dir).expanduser().absolute()
+        exp = load_experiment(out / "experiment.yaml")
+    except (ValueError, OSError, RuntimeError):
+        return None
+    return dataclasses.replace(exp, output_dir=str(out))
+
+
+def _results_dir(command: str, output_dir: str) -> Path:
+    """A results folder holding a readable ``trials.json`` (an object of trial rows)."""
+    if "\0" in output_dir:
+        raise UserError(f"{command} {output_dir!r}: not a folder path (it holds a NUL byte)")
+    try:
+        out = Path(output_dir).expanduser()
+    except RuntimeError as exc:  # ~someone without a home here
+        raise UserError(f"{command} {output_dir}: cannot expand the path ({exc})") from None
+    if not out.is_dir():
+        what = "a file, not a results folder" if out.exists() else "no such folder"
+        raise UserError(f"{command} {out}: {what}")
+    path = out / "trials.json"
+    if not path.is_file():
+        raise UserError(f"{command} {out}: no trials.json there; run a sweep first")
+    try:
+        text = path.read_bytes().decode("utf-8")
+        doc = json.loads(text)
+    except OSError as exc:
+        raise UserError(f"{command} {path}: cannot read it ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(
+            f"{command} {path}: not a text file (byte {exc.start} is not UTF-8)"
+        ) from None
+    except (ValueError, RecursionError) as exc:
+        raise UserError(f"{command} {path}: not valid JSON ({exc})") from None
+    expected = "a JSON object with 'trials' (a list of trial rows) and 'objectives'"
+    if not isinstance(doc, dict):
+        raise UserError(f"{command} {path}: expected {expected}, got a {type(doc).__name__}")
+    trials, objectives = doc.get("trials", []), doc.get("objectives", {})
+    if not isinstance(trials, list) or not all(isinstance(r, dict) for r in trials):
+        raise UserError(f"{command} {path}: 'trials' is not a list of trial rows ({expected})")
+    if not isinstance(objectives, dict):
+        raise UserError(f"{command} {path}: 'objectives' is not a mapping ({expected})")
+    return out
+
+
 def _report(args: argparse.Namespace) -> int:
+    out = _results_dir("report", args.output_dir)
+    args.where = out
     from search.report import write_report
 
-    out = Path(args.output_dir)
-    if not (out / "trials.json").is_file():
-        raise UserError(f"report {out}: no trials.json there; run a sweep first")
     written = write_report(out, png=args.png)
     print(f"report: {written}")
     return 0
 
 
 def _reproduce(args: argparse.Namespace) -> int:
+    out = _results_dir("reproduce", args.output_dir)
+    args.where = out
+    if not (out / "experiment.yaml").is_file():
+        raise UserError(f"reproduce {out}: no experiment.yaml there")
+    try:
+        load_experiment(out / "experiment.yaml")
+    except UserError as exc:
+        raise UserError(f"reproduce {out}: experiment.yaml: {exc}") from None
     from search.reproduce import COMPARED, reproduce
 
     print(f"Retraining trial {args.trial_id} of {args.output_dir} ...", flush=True)
-    result = reproduce(args.output_dir, args.trial_id)
+    result = reproduce(out, args.trial_id)
     print(f"trial {result.trial_id} ({result.family}): {json.dumps(result.config)}")
     print(f"  {'metric':<14} {'stored':>12} {'reproduced':>12} {'difference':>12}")
     for metric in COMPARED:
@@ -118,7 +177,7 @@ def _print_plan(exp: Any, *, resuming: bool = False) -> None:
         f"  dataset     {ds.name} at {ds.image_size}x{ds.image_size}"
         + (f" from {ds.data_dir}" if ds.data_dir else ""),
         f"  families    {', '.join(exp.families)}",
-        f"  trials      {exp.num_trials} x {exp.epochs} epochs; sampler {exp.sampler}, "
+        f"  trials      {exp.num_trials} x up to {exp.epochs} epochs; sampler {exp.sampler}, "
         f"families {'in equal shares' if exp.family_allocation == 'equal' else 'by the sampler'}"
         f", early stopping {exp.scheduler.name}",
         f"  recipe      augment {exp.augment_policy()}, precision {exp.training.precision}, "

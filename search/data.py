@@ -327,10 +327,19 @@ def load_dataset(
     (:data:`SYNTHETIC_DEFAULTS`), rejected for the others. Bad values raise
     :class:`~search.errors.UserError` naming the field.
     """
+    from search.experiment import MAX_DATASET_BYTES, MAX_IMAGE_SIZE, MAX_SEED
+
     if not isinstance(name, str) or name not in DATASETS:
         raise UserError(f"dataset.name={name!r}: expected one of {', '.join(DATASETS)}")
     _check_int("image_size", image_size, minimum=1)
+    if image_size > MAX_IMAGE_SIZE:
+        raise UserError(
+            f"dataset.image_size={image_size}: expected an integer from 1 to {MAX_IMAGE_SIZE} "
+            "(images are held resized in memory)"
+        )
     _check_int("seed", seed, minimum=0)
+    if seed > MAX_SEED:
+        raise UserError(f"dataset.seed={seed}: expected an integer from 0 to {MAX_SEED}")
     if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)):
         raise UserError(f"dataset.val_fraction={val_fraction!r}: expected a number in [0, 1)")
     if not 0 <= val_fraction < 1:
@@ -345,7 +354,12 @@ def load_dataset(
         )
     if data_dir is not None and not isinstance(data_dir, (str, os.PathLike)):
         raise UserError(f"dataset.data_dir={data_dir!r}: expected a folder path")
-    path = None if data_dir is None else Path(data_dir).expanduser()
+    if data_dir is not None and "\0" in os.fspath(data_dir):
+        raise UserError(f"dataset.data_dir={data_dir!r}: not a folder path (a NUL byte)")
+    try:
+        path = None if data_dir is None else Path(data_dir).expanduser()
+    except RuntimeError as exc:  # ~someone without a home here
+        raise UserError(f"dataset.data_dir={data_dir!r}: cannot expand it ({exc})") from None
 
     hflip = True
     if name == "digits":
@@ -371,6 +385,17 @@ def load_dataset(
             )
     else:
         options = _synthetic_options(synthetic)
+        for key, most in (("num_classes", 10_000), ("num_train", 10**7), ("num_test", 10**7)):
+            if options[key] > most:
+                raise UserError(f"dataset.{key}={options[key]}: expected at most {most}")
+        if options["in_channels"] > 64:
+            raise UserError(f"dataset.in_channels={options['in_channels']}: expected at most 64")
+        if not math.isfinite(options["noise"]) or options["noise"] > 10:
+            raise UserError(f"dataset.noise={options['noise']!r}: expected a number from 0 to 10")
+        n_train, n_test = options["num_train"], options["num_test"]
+        # uint8 images kept, plus the float32 class means and noise of the larger draw
+        need = (n_train + n_test + 8 * max(n_train, n_test)) * options["in_channels"]
+        _check_memory(need * image_size * image_size, image_size, MAX_DATASET_BYTES)
         train_x, train_y, test_x, test_y = _make_synthetic(image_size, seed, **options)
         class_names = tuple(f"class_{i}" for i in range(options["num_classes"]))
 
@@ -379,6 +404,12 @@ def load_dataset(
         raise UserError(
             f"dataset.val_fraction={val_fraction!r}: leaves no training images "
             f"(only {len(train_y)} before the validation split)"
+        )
+    if val_fraction > 0 and len(held) == 0:
+        raise UserError(
+            f"dataset.val_fraction={val_fraction!r}: holds out no validation image of the "
+            f"{len(train_y)} training images (every trial would have no val accuracy); raise "
+            "it or add images"
         )
     val_xy = (train_x[held], train_y[held])
     return _finish(
@@ -630,10 +661,17 @@ def _load_imagefolder(
     Images are converted to RGB and resized (squashed) to ``image_size`` square.
     """
     if not root.is_dir():
-        raise UserError(f"dataset.data_dir={str(root)!r}: no such folder ({root.resolve()})")
-    sub = {p.name for p in root.iterdir() if p.is_dir()}
+        what = "a file, not a folder" if root.exists() else "no such folder"
+        raise UserError(f"dataset.data_dir={str(root)!r}: {what} ({root.resolve()})")
+    try:
+        sub = {p.name for p in root.iterdir() if p.is_dir()}
+    except OSError as exc:
+        raise UserError(
+            f"dataset.data_dir={str(root)!r}: cannot list it ({exc.strerror})"
+        ) from None
     if "train" in sub and ({"test", "val"} & sub):
         class_names = _class_folders(root / "train")
+        _need_two_classes(root / "train", class_names)
         train_x, train_y = _read_images(root / "train", class_names, image_size)
         held_name = "test" if "test" in sub else "val"
         test_x, test_y = _read_images(root / held_name, class_names, image_size)
@@ -642,9 +680,32 @@ def _load_imagefolder(
             val = _read_images(root / "val", class_names, image_size)
         return train_x, train_y, val, test_x, test_y, class_names
     class_names = _class_folders(root)
+    _need_two_classes(root, class_names)
     x, y = _read_images(root, class_names, image_size)
     train_idx, test_idx = _stratified_split(y, _TEST_FRACTION, _TEST_SPLIT_SEED)
+    if len(test_idx) == 0:
+        raise UserError(
+            f"dataset.data_dir={str(root)!r}: {len(y)} images are too few to hold out a test "
+            "split (and a validation split); add images"
+        )
     return x[train_idx], y[train_idx], None, x[test_idx], y[test_idx], class_names
+
+
+def _need_two_classes(root: Path, class_names: tuple[str, ...]) -> None:
+    if len(class_names) < 2:
+        raise UserError(
+            f"dataset.data_dir={str(root)!r}: one class folder with images "
+            f"({', '.join(class_names)}); a classifier needs at least 2 (<class>/<image> files)"
+        )
+
+
+def _check_memory(need: int, image_size: int, limit: int) -> None:
+    if need > limit:
+        raise UserError(
+            f"dataset.image_size={image_size}: loading the images at {image_size}x{image_size} "
+            f"needs ~{need / 2**30:.1f} GiB of memory (limit {limit / 2**30:g} GiB); lower "
+            "dataset.image_size or use fewer images"
+        )
 
 
 def _class_folders(root: Path) -> tuple[str, ...]:
@@ -667,21 +728,27 @@ def _read_images(root: Path, class_names: tuple[str, ...], size: int) -> tuple[T
     import numpy as np
     from PIL import Image
 
+    from search.experiment import MAX_DATASET_BYTES
+
     index = {c: i for i, c in enumerate(class_names)}
-    extra = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name not in index)
-    extra = [c for c in extra if _images_in(root / c)]
+    try:
+        extra = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name not in index)
+        extra = [c for c in extra if _images_in(root / c)]
+        files = {c: _images_in(root / c) for c in class_names if (root / c).is_dir()}
+    except OSError as exc:
+        raise UserError(
+            f"dataset.data_dir: cannot list {root.resolve()} ({exc.strerror})"
+        ) from None
     if extra:
         raise UserError(
             f"dataset.data_dir: {root.resolve()} has classes not in the training set: "
             f"{', '.join(extra)}"
         )
+    _check_memory(sum(map(len, files.values())) * 3 * size * size, size, MAX_DATASET_BYTES)
     images: list[Tensor] = []
     labels: list[int] = []
     for name in class_names:
-        folder = root / name
-        if not folder.is_dir():
-            continue
-        for file in _images_in(folder):
+        for file in files.get(name, []):
             try:
                 with Image.open(file) as img:
                     rgb = img.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)

@@ -7,9 +7,13 @@ they can be rebuilt at any time, even after a crash, with :func:`export_results`
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
 import math
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -102,22 +106,27 @@ def _status_from_state(state: optuna.trial.TrialState) -> str:
 def export_results(
     study: optuna.Study, out_dir: Path, *, experiment: dict[str, Any]
 ) -> tuple[Path, Path]:
-    """Write ``trials.csv`` and ``trials.json`` (atomically) and return their paths."""
+    """Write ``trials.csv`` and ``trials.json`` (atomically) and return their paths.
+
+    Both tables are rendered in memory first, then each is written to a temporary file beside
+    it, flushed to disk and renamed over the old one: a crash or a full disk leaves the
+    previous table whole, never half a file.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = trial_rows(study)
     objectives = objective_columns(experiment["objectives"])
     doc = {"experiment": experiment, "objectives": objectives, "trials": rows}
-    json_path = out_dir / "trials.json"
-    _atomic_write(json_path, json.dumps(_clean(doc), indent=1))
+    json_text = json.dumps(_clean(doc), indent=1)
     hp_cols = sorted({k for r in rows for k in r if k.startswith("hp.")})
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, fieldnames=[*ROW_COLUMNS, *hp_cols], extrasaction="ignore")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: _csv_value(r.get(k)) for k in (*ROW_COLUMNS, *hp_cols)})
+    json_path = out_dir / "trials.json"
     csv_path = out_dir / "trials.csv"
-    tmp = csv_path.with_suffix(".csv.tmp")
-    with tmp.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=[*ROW_COLUMNS, *hp_cols], extrasaction="ignore")
-        writer.writeheader()
-        for r in rows:
-            writer.writerow({k: _csv_value(r.get(k)) for k in (*ROW_COLUMNS, *hp_cols)})
-    tmp.replace(csv_path)
+    _atomic_write(json_path, json_text)
+    _atomic_write(csv_path, buffer.getvalue())
     return csv_path, json_path
 
 
@@ -146,6 +155,17 @@ def _clean(value: Any) -> Any:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    """Replace ``path`` by ``text`` in one rename: a uniquely named temporary file in the same
+    folder, flushed and synced first, removed if anything fails."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
