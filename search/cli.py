@@ -113,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = getattr(args, "where", None)
         if where is None:
             look = ""
-        elif os.path.exists(where):
+        elif "://" in str(where) or os.path.exists(where):  # a URI: look there
             look = f"see {where}; "
         else:
             look = f"nothing was kept in {where}; "

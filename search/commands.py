@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from search import storage
 from search.errors import UserError
 from search.experiment import list_presets, load_experiment, redact
 
@@ -64,7 +65,7 @@ def _run(args: argparse.Namespace) -> int:
     exp = load_experiment(args.experiment, args.overrides)
     if args.output is not None:  # checked like the output_dir field ('' is refused, not ignored)
         exp = load_experiment({**exp.to_dict(), "output_dir": args.output})
-    args.where = exp.resolved_output_dir()
+    args.where = exp.output_location()
     _print_plan(exp)
     if args.dry_run:
         return 0
@@ -91,6 +92,14 @@ def _stored_plan(output_dir: str) -> Any:
     says why, naming the folder)."""
     import dataclasses
 
+    if storage.is_uri(output_dir):
+        from search.tuner import load_uri_experiment
+
+        uri = storage.normalize(output_dir)
+        try:
+            return dataclasses.replace(load_uri_experiment("resume", uri), output_dir=uri)
+        except UserError:
+            return None
     try:
         out = Path(output_dir).expanduser().absolute()
         exp = load_experiment(out / "experiment.yaml")
@@ -99,22 +108,30 @@ def _stored_plan(output_dir: str) -> Any:
     return dataclasses.replace(exp, output_dir=str(out))
 
 
-def _results_dir(command: str, output_dir: str) -> Path:
-    """A results folder holding a readable ``trials.json`` (an object of trial rows)."""
+def _results_dir(command: str, output_dir: str) -> storage.Where:
+    """A results folder (or object-store URI) holding a readable ``trials.json`` (an object of
+    trial rows)."""
     if "\0" in output_dir:
         raise UserError(f"{command} {output_dir!r}: not a folder path (it holds a NUL byte)")
-    try:
-        out = Path(output_dir).expanduser()
-    except RuntimeError as exc:  # ~someone without a home here
-        raise UserError(f"{command} {output_dir}: cannot expand the path ({exc})") from None
-    if not out.is_dir():
-        what = "a file, not a results folder" if out.exists() else "no such folder"
-        raise UserError(f"{command} {out}: {what}")
-    path = out / "trials.json"
-    if not path.is_file():
+    out: storage.Where
+    if storage.is_uri(output_dir):
+        out = storage.normalize(output_dir)
+        if not storage.is_dir(out):
+            what = "a file, not a results folder" if storage.exists(out) else "nothing there"
+            raise UserError(f"{command} {out}: {what}")
+    else:
+        try:
+            out = Path(output_dir).expanduser()
+        except RuntimeError as exc:  # ~someone without a home here
+            raise UserError(f"{command} {output_dir}: cannot expand the path ({exc})") from None
+        if not out.is_dir():
+            what = "a file, not a results folder" if out.exists() else "no such folder"
+            raise UserError(f"{command} {out}: {what}")
+    path = storage.join(out, "trials.json")
+    if not storage.is_file(path):
         raise UserError(f"{command} {out}: no trials.json there; run a sweep first")
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = storage.read_text(path)
         doc = json.loads(text)
     except OSError as exc:
         raise UserError(f"{command} {path}: cannot read it ({exc.strerror})") from None
@@ -148,6 +165,11 @@ def _report(args: argparse.Namespace) -> int:
 def _reproduce(args: argparse.Namespace) -> int:
     out = _results_dir("reproduce", args.output_dir)
     args.where = out
+    if not isinstance(out, Path):
+        raise UserError(
+            f"reproduce {out}: reads a local results folder; copy experiment.yaml and "
+            "trials.json from the object store into one first"
+        )
     if not (out / "experiment.yaml").is_file():
         raise UserError(f"reproduce {out}: no experiment.yaml there")
     try:
@@ -200,7 +222,7 @@ def _print_plan(exp: Any, *, resuming: bool = False) -> None:
         lines.append(
             f"  space       {fam}: spaces/{SPACES[fam].__module__.split('.')[-1]}.py{note}"
         )
-    lines.append(f"  output      {exp.resolved_output_dir()}")
+    lines.append(f"  output      {exp.output_location()}")
     lines.append(f"  study       {redact(exp.storage_url())}")
     print("\n".join(lines), flush=True)
 
@@ -218,10 +240,10 @@ def _print_outcome(result: Any) -> None:
         print(f"  {row['trial_id']:<14} {row['family']:<10} {values}  {json.dumps(config)}")
     out = result.output_dir
     print(f"\nResults: {out}")
-    print(f"  trials   {out / 'trials.csv'} (and trials.json)")
+    print(f"  trials   {storage.join(out, 'trials.csv')} (and trials.json)")
     url = result.experiment.storage_url()
     print(f"  study    {redact(url)}  (open it: optuna-dashboard {redact(url)})")
-    if result.report_html.exists():
+    if storage.exists(result.report_html):
         print(f"  report   {result.report_html}")
 
 

@@ -192,6 +192,15 @@ class Experiment:
     def resolved_output_dir(self) -> Path:
         return Path(self.output_dir or Path("results") / self.name).expanduser().absolute()
 
+    def output_location(self) -> Path | str:
+        """Where results go: :meth:`resolved_output_dir`, or an object-store URI as given
+        (``s3://bucket/prefix``, without trailing slashes; see :mod:`search.storage`)."""
+        from search import storage
+
+        if storage.is_uri(self.output_dir):
+            return storage.normalize(str(self.output_dir))
+        return self.resolved_output_dir()
+
     def storage_url(self) -> str:
         """The Optuna RDB URL: the given one, else ``sqlite:///<output>/optuna.db`` (the path
         percent-quoted where it must be, so ``%``, ``?`` or ``#`` in it name the same file)."""
@@ -332,6 +341,16 @@ def _read_source(source: str) -> dict[str, Any]:
     except (OSError, RuntimeError) as exc:  # RuntimeError: ~user that does not exist
         reason = getattr(exc, "strerror", None) or str(exc)
         raise UserError(f"experiment {source!r}: cannot read it ({reason})") from None
+    return _parse_source(raw, str(path), path.stem)
+
+
+def experiment_from_text(raw: bytes, shown: str) -> Experiment:
+    """An experiment from YAML bytes read elsewhere (an object store); ``shown`` names them."""
+    return experiment_from_dict(_parse_source(raw, shown, Path(shown).stem))
+
+
+def _parse_source(raw: bytes, path: str, stem: str) -> dict[str, Any]:
+    name = path.rsplit("/", 1)[-1]
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -358,12 +377,12 @@ def _read_source(source: str) -> dict[str, Any]:
         )
     data = _deep_copy(data)
     if "name" not in data:
-        if not _NAME_RE.fullmatch(path.stem):
+        if not _NAME_RE.fullmatch(stem):
             raise UserError(
-                f"name={path.stem!r} (from the file name {path.name}): use letters, digits, "
+                f"name={stem!r} (from the file name {name}): use letters, digits, "
                 "'-' and '_' only (at most 64); or give the experiment a name: field"
             )
-        data["name"] = path.stem
+        data["name"] = stem
     return data
 
 
@@ -633,6 +652,19 @@ def _expand(path_field: str, value: str) -> Path:
 
 
 def _check_output_dir(exp: Experiment) -> None:
+    from search import storage
+
+    if storage.is_uri(exp.output_dir):
+        if exp.storage is None:
+            raise UserError(
+                f"output_dir={exp.output_dir!r}: an object-store output needs the study in an RDB: "
+                "set storage (e.g. --set storage=postgresql://USER@DBHOST/optuna, or a local "
+                "sqlite:////abs/path/optuna.db); the default <output_dir>/optuna.db cannot live "
+                "there"
+            )
+        if any(c in str(exp.output_dir) for c in "\n\r\0"):
+            raise UserError(f"output_dir={exp.output_dir!r}: a URI without line breaks, please")
+        return
     if exp.output_dir is not None:
         _expand("output_dir", exp.output_dir)
     if exp.storage is None:

@@ -70,14 +70,15 @@ _ROUGH_IMPORTANCE_TRIALS = 20
 class Results:
     """A results directory's ``trials.json``: experiment, objectives and trial rows."""
 
-    directory: Path
+    #: A local folder, or an object-store URI (text; see search.storage).
+    directory: Path | str
     experiment: dict[str, Any]
     objectives: tuple[Objective, ...]
     rows: tuple[dict[str, Any], ...] = field(repr=False)
 
     @property
     def name(self) -> str:
-        return str(self.experiment.get("name") or self.directory.name)
+        return str(self.experiment.get("name") or str(self.directory).rstrip("/").rsplit("/")[-1])
 
     @property
     def families(self) -> tuple[str, ...]:
@@ -119,7 +120,7 @@ class ReportFiles:
     ``png_error`` says why PNGs were not written when they were asked for.
     """
 
-    html: Path
+    html: Path | str
     pngs: dict[str, Path] = field(default_factory=dict)
     png_error: str | None = None
 
@@ -132,12 +133,18 @@ class ReportFiles:
 
 def load_results(results_dir: str | os.PathLike[str]) -> Results:
     """Read ``<results_dir>/trials.json`` (see docs/architecture.md, "Results directory")."""
-    directory = Path(results_dir)
-    path = directory / "trials.json"
-    if not path.is_file():
+    from search import storage
+
+    directory: Path | str = (
+        storage.normalize(results_dir)
+        if isinstance(results_dir, str) and storage.is_uri(results_dir)
+        else Path(results_dir)
+    )
+    path = storage.join(directory, "trials.json")
+    if not storage.is_file(path):
         raise UserError(f"{path}: not found; is {directory} a paretotune results directory?")
     try:
-        doc = json.loads(path.read_text())
+        doc = json.loads(storage.read_text(path))
     except json.JSONDecodeError as exc:
         raise UserError(f"{path}: not valid JSON ({exc})") from exc
     objectives = doc.get("objectives") or {"val_accuracy": "max", "flops": "min"}
@@ -783,9 +790,9 @@ def _family_study(results: Results, family: str) -> tuple[Any, list[int], str, l
         int(as_float(r.get("number"))) for r in rows if math.isfinite(as_float(r.get("number")))
     }
     names = [o.name for o in results.objectives]
-    db = results.directory / "optuna.db"
+    db = Path(results.directory) / "optuna.db"
     notes = []
-    if db.is_file():
+    if isinstance(results.directory, Path) and db.is_file():
         try:
             return (*_stored_family_study(db, results, family, numbers), "optuna.db", [])
         except Exception as exc:  # fall back to trials.json below, and say so
@@ -1275,8 +1282,18 @@ def write_report(
     A failed PNG export never raises: it prints one message to stderr and sets
     ``png_error``.
     """
+    from search import storage
+
     results = load_results(results_dir)
     figures = build_figures(results, presets=presets)
+    if isinstance(results.directory, str):  # an object store: one PUT of the page
+        uri = storage.join(results.directory, "report.html")
+        storage.write_text(uri, render_html(results, figures))
+        if not png:
+            return ReportFiles(uri)
+        why = "PNGs are written into local results folders only; report.html was written."
+        print(f"paretotune report: {why}", file=sys.stderr)
+        return ReportFiles(uri, {}, why)
     out = results.directory / "report.html"
     out.write_text(render_html(results, figures), encoding="utf-8")
     if not png:

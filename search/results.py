@@ -19,6 +19,8 @@ from typing import Any
 
 import optuna
 
+from search import storage
+
 __all__ = ["ROW_COLUMNS", "export_results", "load_rows", "objective_columns", "trial_rows"]
 
 #: The fixed columns of a trial row, in order; ``hp.<name>`` columns follow.
@@ -104,15 +106,17 @@ def _status_from_state(state: optuna.trial.TrialState) -> str:
 
 
 def export_results(
-    study: optuna.Study, out_dir: Path, *, experiment: dict[str, Any]
-) -> tuple[Path, Path]:
+    study: optuna.Study, out_dir: storage.Where, *, experiment: dict[str, Any]
+) -> tuple[storage.Where, storage.Where]:
     """Write ``trials.csv`` and ``trials.json`` (atomically) and return their paths.
 
     Both tables are rendered in memory first, then each is written to a temporary file beside
     it, flushed to disk and renamed over the old one: a crash or a full disk leaves the
-    previous table whole, never half a file.
+    previous table whole, never half a file. On an object store (``out_dir`` a URI) each table
+    is one PUT, which replaces the object whole too.
     """
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if isinstance(out_dir, Path):
+        out_dir.mkdir(parents=True, exist_ok=True)
     rows = trial_rows(study)
     objectives = objective_columns(experiment["objectives"])
     doc = {"experiment": experiment, "objectives": objectives, "trials": rows}
@@ -123,16 +127,20 @@ def export_results(
     writer.writeheader()
     for r in rows:
         writer.writerow({k: _csv_value(r.get(k)) for k in (*ROW_COLUMNS, *hp_cols)})
-    json_path = out_dir / "trials.json"
-    csv_path = out_dir / "trials.csv"
-    _atomic_write(json_path, json_text)
-    _atomic_write(csv_path, buffer.getvalue())
+    json_path = storage.join(out_dir, "trials.json")
+    csv_path = storage.join(out_dir, "trials.csv")
+    for path, text in ((json_path, json_text), (csv_path, buffer.getvalue())):
+        if isinstance(path, Path):
+            _atomic_write(path, text)
+        else:
+            storage.write_text(path, text)
     return csv_path, json_path
 
 
-def load_rows(out_dir: Path) -> tuple[list[dict[str, Any]], dict[str, str]]:
+def load_rows(out_dir: storage.Where) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """Read ``trials.json``: the rows and the objectives (column -> direction)."""
-    doc = json.loads((Path(out_dir) / "trials.json").read_text())
+    where = out_dir if storage.is_uri(out_dir) else Path(out_dir)
+    doc = json.loads(storage.read_text(storage.join(where, "trials.json")))
     return doc["trials"], doc["objectives"]
 
 

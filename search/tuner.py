@@ -25,8 +25,9 @@ from typing import Any, ClassVar, Literal
 
 import optuna
 
+from search import storage as store
 from search.errors import UserError
-from search.experiment import Experiment, load_experiment, redact
+from search.experiment import Experiment, experiment_from_text, load_experiment, redact
 from search.results import export_results, load_rows, objective_columns
 
 __all__ = [
@@ -47,18 +48,19 @@ class SweepResult:
     """Where a sweep's results are, its trials and its overall Pareto front."""
 
     experiment: Experiment
-    output_dir: Path
+    #: A local folder, or the object-store URI (text) the sweep wrote to.
+    output_dir: store.Where
     trials: list[dict[str, Any]]
     front: list[dict[str, Any]]
     objectives: dict[str, str]
 
     @property
-    def trials_csv(self) -> Path:
-        return self.output_dir / "trials.csv"
+    def trials_csv(self) -> store.Where:
+        return store.join(self.output_dir, "trials.csv")
 
     @property
-    def report_html(self) -> Path:
-        return self.output_dir / "report.html"
+    def report_html(self) -> store.Where:
+        return store.join(self.output_dir, "report.html")
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -139,6 +141,9 @@ def run(
     exp = load_experiment(experiment, overrides)
     if output_dir is not None:
         exp = load_experiment({**exp.to_dict(), "output_dir": str(output_dir)})
+    where = exp.output_location()
+    if isinstance(where, str):
+        return _run_uri(exp, where, address=address, report=report, verbose=verbose)
     out = exp.resolved_output_dir()
     _check_writable_dir(out)
     _refuse_existing_sweep(exp, out)
@@ -173,6 +178,10 @@ def resume(
 ) -> SweepResult:
     """Continue an interrupted sweep from its output directory (checked first: its
     ``experiment.yaml``, its study readable and of that name, the Ray address)."""
+    if store.is_uri(output_dir) and "\0" not in str(output_dir):
+        return _resume_uri(
+            store.normalize(str(output_dir)), address=address, report=report, verbose=verbose
+        )
     if "\0" in str(output_dir):
         raise UserError(f"resume {str(output_dir)!r}: not a folder path (it holds a NUL byte)")
     try:
@@ -193,6 +202,71 @@ def resume(
     ray_address = _ray_address(address)
     with _ray_connection(ray_address):
         return _sweep(exp, out, address=ray_address, report=report, verbose=verbose)
+
+
+# ---- object-store output (s3://bucket/prefix) -------------------------------------------------
+# The same steps as a local run, through search.storage. No lock file: an object store has no
+# exclusive create, so one driver per URI is the user's to keep (the run guard still refuses a
+# URI that holds a sweep). The study is in the RDB the experiment names (validation requires
+# `storage` for a URI output).
+def _run_uri(
+    exp: Experiment, uri: str, *, address: str | None, report: bool, verbose: bool
+) -> SweepResult:
+    store.check_bucket(uri)
+    _refuse_existing_uri(exp, uri)
+    ray_address = _ray_address(address)
+    with _ray_connection(ray_address):
+        try:
+            store.write_text(store.join(uri, "experiment.yaml"), exp.to_yaml())
+        except OSError as exc:
+            raise UserError(
+                f"output_dir={uri!r}: cannot write experiment.yaml ({_reason(exc)})"
+            ) from None
+        try:
+            return _sweep(exp, uri, address=ray_address, report=report, verbose=verbose)
+        except BaseException:
+            with contextlib.suppress(OSError, UserError, sqlite3.Error):
+                if not store.exists(store.join(uri, "tune")) and not _has_trials(exp):
+                    store.delete(store.join(uri, "experiment.yaml"))
+            raise
+
+
+def _refuse_existing_uri(exp: Experiment, uri: str) -> None:
+    present = [n for n in _SWEEP_FILES if store.exists(store.join(uri, n))]
+    if present:
+        raise UserError(
+            f"output dir {uri} already holds a sweep; continue it with `paretotune resume {uri}` "
+            f"or choose another --output (found: {', '.join(present)})"
+        )
+    _stored_trials(exp)  # reachable and readable (a study of this name is adopted)
+
+
+def _resume_uri(uri: str, *, address: str | None, report: bool, verbose: bool) -> SweepResult:
+    exp = load_uri_experiment("resume", uri)
+    exp = dataclasses.replace(exp, output_dir=uri)
+    _check_resumable(exp, uri)
+    ray_address = _ray_address(address)
+    with _ray_connection(ray_address):
+        return _sweep(exp, uri, address=ray_address, report=report, verbose=verbose)
+
+
+def load_uri_experiment(command: str, uri: str) -> Experiment:
+    """``<uri>/experiment.yaml`` (a UserError naming ``command`` and the URI otherwise)."""
+    path = store.join(uri, "experiment.yaml")
+    try:
+        text = store.read_text(path)
+    except FileNotFoundError:
+        raise UserError(
+            f"{command} {uri}: no experiment.yaml there; is it a paretotune output dir?"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{command} {uri}: cannot read experiment.yaml ({_reason(exc)})") from None
+    except UserError as exc:
+        raise UserError(f"{command} {exc}") from None
+    try:
+        return experiment_from_text(text.encode("utf-8"), str(path))
+    except UserError as exc:
+        raise UserError(f"{command} {uri}: experiment.yaml: {exc}") from None
 
 
 def _has_trials(exp: Experiment) -> bool:
@@ -258,7 +332,7 @@ def _refuse_existing_sweep(exp: Experiment, out: Path) -> None:
         _stored_trials(exp)  # reachable and readable (a study of this name is adopted)
 
 
-def _check_resumable(exp: Experiment, out: Path) -> None:
+def _check_resumable(exp: Experiment, out: store.Where) -> None:
     """The study ``resume`` continues must be there and readable: a fresh study in its place
     would export an empty table over ``trials.csv``/``trials.json``."""
     try:
@@ -267,7 +341,7 @@ def _check_resumable(exp: Experiment, out: Path) -> None:
         raise UserError(f"resume {out}: {exc}") from None
     if exp.name in stored:
         return
-    rows = _table_rows(out / "trials.json")
+    rows = _table_rows(store.join(out, "trials.json"))
     where = "optuna.db" if exp.storage is None else f"storage={redact(exp.storage)!r}"
     if stored:
         raise UserError(
@@ -282,11 +356,11 @@ def _check_resumable(exp: Experiment, out: Path) -> None:
         )
 
 
-def _table_rows(path: Path) -> int:
+def _table_rows(path: store.Where) -> int:
     """Rows of a results table (0 when it is missing or unreadable)."""
     try:
-        doc = json.loads(path.read_text())
-    except (OSError, ValueError):
+        doc = json.loads(store.read_text(path))
+    except (OSError, ValueError, UserError):
         return 0
     trials = doc.get("trials") if isinstance(doc, dict) else None
     return len(trials) if isinstance(trials, list) else 0
@@ -400,9 +474,10 @@ def _undo_empty_start(exp: Experiment, out: Path) -> None:
 
 
 def _sweep(
-    exp: Experiment, out: Path, *, address: str | None, report: bool, verbose: bool
+    exp: Experiment, out: store.Where, *, address: str | None, report: bool, verbose: bool
 ) -> SweepResult:
-    with _RunLock(out):
+    lock = _RunLock(out) if isinstance(out, Path) else contextlib.nullcontext()
+    with lock:
         data = load_experiment_data(exp)
         study = open_study(exp)
         requeued = _requeue_interrupted(study)
@@ -442,7 +517,13 @@ def load_experiment_data(exp: Experiment) -> Any:
 
 
 def _fit(
-    exp: Experiment, out: Path, data: Any, num_samples: int, *, address: str | None, verbose: bool
+    exp: Experiment,
+    out: store.Where,
+    data: Any,
+    num_samples: int,
+    *,
+    address: str | None,
+    verbose: bool,
 ) -> None:
     import ray
     from ray import tune
@@ -494,6 +575,7 @@ def _fit(
             tune.with_parameters(train_trial, experiment=exp, data=data), trial_resources
         )
         run_name = _next_run_name(out)
+        storage_path, storage_filesystem = store.tune_storage(out)
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(
@@ -507,7 +589,8 @@ def _fit(
             ),
             run_config=tune.RunConfig(
                 name=run_name,
-                storage_path=str(out / "tune"),
+                storage_path=storage_path,
+                storage_filesystem=storage_filesystem,
                 failure_config=tune.FailureConfig(max_failures=res.max_failures),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                 callbacks=[
@@ -518,7 +601,7 @@ def _fit(
                 verbose=0,
             ),
         )
-        _log(verbose, f"Tune experiment: {out / 'tune' / run_name}")
+        _log(verbose, f"Tune experiment: {store.join(out, 'tune', run_name)}")
         tuner.fit()
         searcher.finish_errored()
     finally:
@@ -722,9 +805,9 @@ def _init_ray(address: str | None) -> None:
         ray.init(include_dashboard=False, log_to_driver=log_to_driver)
 
 
-def _next_run_name(out: Path) -> str:
+def _next_run_name(out: store.Where) -> str:
     k = 1
-    while (out / "tune" / f"run-{k}").exists():
+    while store.exists(store.join(out, "tune", f"run-{k}")):
         k += 1
     return f"run-{k}"
 
@@ -755,7 +838,7 @@ class CostEstimator:
         return {"flops": float(cost.flops), "params": float(cost.params)}
 
 
-def _result(exp: Experiment, out: Path) -> SweepResult:
+def _result(exp: Experiment, out: store.Where) -> SweepResult:
     from search.pareto import fronts
 
     rows, objectives = load_rows(out)
@@ -769,7 +852,7 @@ def _result(exp: Experiment, out: Path) -> SweepResult:
     )
 
 
-def _write_report(out: Path, verbose: bool) -> None:
+def _write_report(out: store.Where, verbose: bool) -> None:
     try:
         from search.report import write_report
 
