@@ -7,13 +7,10 @@ they can be rebuilt at any time, even after a crash, with :func:`export_results`
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -130,10 +127,7 @@ def export_results(
     json_path = storage.join(out_dir, "trials.json")
     csv_path = storage.join(out_dir, "trials.csv")
     for path, text in ((json_path, json_text), (csv_path, buffer.getvalue())):
-        if isinstance(path, Path):
-            _atomic_write(path, text)
-        else:
-            storage.write_text(path, text)
+        storage.write_text(path, text)
     return csv_path, json_path
 
 
@@ -160,20 +154,3 @@ def _clean(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    """Replace ``path`` by ``text`` in one rename: a uniquely named temporary file in the same
-    folder, flushed and synced first, removed if anything fails."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise

@@ -442,13 +442,10 @@ def _server_studies(url: str, shown: str) -> dict[str, int]:
 
 
 def _write_new(path: Path, text: str) -> None:
-    """Write ``path`` through a temporary file and a rename (never half a file)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """Write ``path`` whole or not at all (:func:`search.storage.write_text`); one line if not."""
     try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
+        store.write_text(path, text)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise UserError(
             f"output dir {path.parent}: cannot write {path.name} ({_reason(exc)})"
         ) from None

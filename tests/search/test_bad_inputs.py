@@ -882,7 +882,7 @@ def test_tables_are_replaced_whole_or_not_at_all(
     (here: the disk refuses the flush) leaves the previous tables byte-for-byte, and no debris."""
     import optuna
 
-    from search import results
+    from search import results, storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     out = tmp_path / "results"
@@ -899,7 +899,7 @@ def test_tables_are_replaced_whole_or_not_at_all(
     def full_disk(fd: int) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(results.os, "fsync", full_disk)
+    monkeypatch.setattr(storage.os, "fsync", full_disk)  # the module that writes the tables
     with pytest.raises(OSError, match="No space left"):
         results.export_results(study, out, experiment=experiment)
     assert _snapshot(out) == before
