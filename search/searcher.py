@@ -36,8 +36,10 @@ __all__ = ["STATUS", "BudgetedOptunaSearch", "budget_constraints", "make_sampler
 #: Trial statuses recorded in the study (user attribute ``status``).
 STATUS = ("RUNNING", "COMPLETE", "STOPPED", "FAILED", "INFEASIBLE", "DUPLICATE", "INTERRUPTED")
 
+#: Statuses of trials that were trained (their configurations are never proposed again).
+_TRAINED = ("COMPLETE", "STOPPED", "FAILED")
 #: Statuses of trials that took their turn (a family's share counts these).
-_TOOK_A_TURN = ("RUNNING", "COMPLETE", "STOPPED", "FAILED")
+_TOOK_A_TURN = ("RUNNING", *_TRAINED)
 
 # Metrics copied from a trial's last result into the study's user attributes.
 _RESULT_ATTRS = (
@@ -109,7 +111,7 @@ class BudgetedOptunaSearch(OptunaSearch):
         self._trained_configs = {
             _config_key(t.user_attrs["config"])
             for t in self.study.get_trials(deepcopy=False)
-            if t.user_attrs.get("status") in _TOOK_A_TURN[1:] and "config" in t.user_attrs
+            if t.user_attrs.get("status") in _TRAINED and "config" in t.user_attrs
         }
 
     @property
