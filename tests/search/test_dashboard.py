@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,7 @@ from typing import Any
 
 import optuna
 import pytest
+from _servers import free_port, stop
 from optuna.trial import TrialState
 
 from search.experiment import Experiment, load_experiment
@@ -191,12 +191,6 @@ def _get_json(url: str) -> Any:
         return json.loads(resp.read())
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     script = Path(sys.executable).with_name("optuna-dashboard")
@@ -214,7 +208,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 def _serve(script: Path, out: Path) -> Iterator[Served]:
     storage_url = f"sqlite:///{out / 'optuna.db'}"
     optuna.storages.RDBStorage(storage_url)  # the schema, before the server reads the file
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     log = open(out / "dashboard.log", "w+b")  # closed at teardown
     proc = subprocess.Popen(
@@ -243,12 +237,7 @@ def _serve(script: Path, out: Path) -> Iterator[Served]:
                 time.sleep(0.1)
         yield Served(base, storage_url, experiments)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        stop(proc, timeout=5)
         log.close()
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import ray
+from _servers import free_port, stop
 
 import search
 from search import storage
@@ -35,17 +35,11 @@ URI = f"s3://{BUCKET}/sweep"
 TRAINED = ("COMPLETE", "STOPPED", "FAILED")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def s3_server() -> Iterator[str]:
     """moto's S3 server on a free loopback port, a bucket in it, and the AWS_* environment
     pointing at it (for this process, its Ray workers and the CLI subprocesses)."""
-    port = _free_port()
+    port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     exe = shutil.which("moto_server", path=str(Path(sys.executable).parent))
     cmd = [exe] if exe else [sys.executable, "-m", "moto.server"]
@@ -81,12 +75,7 @@ def s3_server() -> Iterator[str]:
         )
         yield endpoint
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop(proc, timeout=10)
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)

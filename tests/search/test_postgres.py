@@ -15,7 +15,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -27,6 +26,7 @@ import optuna
 import pytest
 import ray
 import yaml
+from _servers import free_port
 
 import search
 from search.experiment import load_experiment
@@ -61,12 +61,6 @@ def _server_bindir() -> Path | None:
         if (d / "initdb").is_file() and (d / "postgres").is_file():
             return d
     return None
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _server_user() -> dict[str, Any]:
@@ -137,7 +131,7 @@ def pg_server() -> Iterator[dict[str, Any]]:
             **as_user,
         )
         assert init.returncode == 0, init.stdout[-2000:] + init.stderr[-2000:]
-        port = _free_port()
+        port = free_port()
         with log_path.open("wb") as log:
             proc = subprocess.Popen(
                 [
