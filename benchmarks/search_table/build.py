@@ -1,0 +1,262 @@
+"""Build the tabular benchmark: a grid of the default sweep's space, every point trained once.
+
+Each configuration is proposed by the default sweep's own joint space (the grid's values fixed
+through ``optuna.trial.FixedTrial``) and trained by ``search.trial.run_trial``, the function
+every Tune trial runs, with the default experiment (digits 8x8, 40 epochs, the landed recipe,
+its seed). Nothing is stopped early: each row holds the full learning curve, so a replay can
+apply any early-stopping rule afterwards (``benchmarks/bench_search.py``).
+
+Rows are appended to ``table.csv`` as trials finish, so an interrupted build resumes where it
+stopped; ``provenance.json`` records the grid, the command, the code revision and the machine.
+
+    python benchmarks/search_table/build.py                # the whole grid, 2 processes
+    python benchmarks/search_table/build.py --families mixer --limit 4 --out /tmp/t
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import itertools
+import json
+import multiprocessing as mp
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+HERE = Path(__file__).resolve().parent
+EXPERIMENT = "default"
+
+#: The grid's shared training values (one distribution per name across families, as in the
+#: sweep): AdamW at the default preset's two ends and their geometric middle; the rest fixed.
+TRAINING_GRID: dict[str, list[Any]] = {
+    "optimizer": ["adamw"],
+    "adamw.lr": [1.0e-3, 2.0e-3, 4.0e-3],
+    "weight_decay": [1.0e-2],
+    "batch_size": [64],
+    "warmup_epochs": [1],
+    "label_smoothing": [0.0],
+}
+
+#: Per family: the searched dimensions with the default preset's values, the others fixed.
+MODEL_GRID: dict[str, dict[str, list[Any]]] = {
+    "mixer": {
+        "patch_size": [1, 2],
+        "hidden_dim": [32, 64],
+        "num_blocks": [2, 4],
+        "tokens_mlp_dim": [32],
+        "channels_mlp_dim": [128],
+        "dropout": [0.0],
+    },
+    "fnet": {
+        "patch_size": [1, 2],
+        "hidden_dim": [32, 64],
+        "num_blocks": [2, 4],
+        "mlp_dim": [128],
+        "dropout": [0.0],
+    },
+    "gmlp": {
+        "patch_size": [1, 2],
+        "hidden_dim": [32, 64],
+        "num_blocks": [2, 4],
+        "ffn_dim": [128],
+        "dropout": [0.0],
+    },
+    "vit": {
+        "patch_size": [1, 2],
+        "embed_dim": [32, 64],
+        "depth": [2, 4],
+        "num_heads": [4],
+        "mlp_ratio": [2.0],
+        "pool": ["mean"],
+        "dropout": [0.0],
+    },
+    "perceiver": {
+        "patch_size": [1, 2],
+        "projection_dim": [16, 32],
+        "num_latents": [16, 32],
+        "num_iterations": [1, 2, 3],
+        "latent_dim": [64],
+        "self_per_cross": [1],
+        "latent_heads": [4],
+        "cross_heads": [4],
+        "share_weights": [True],
+        "pos_encoding": ["fourier"],
+        "num_freq_bands": [4],
+        "dropout": [0.0],
+    },
+}
+FAMILY_ORDER = ("mixer", "fnet", "gmlp", "vit", "perceiver")  # cheap first
+COLUMNS = (
+    "key",
+    "family",
+    "config",
+    "status",
+    "val_accuracy",
+    "test_accuracy",
+    "flops",
+    "params",
+    "latency_ms",
+    "train_time_s",
+    "epochs",
+    "val_curve",
+    "time_curve",
+    "seed",
+    "failure_reason",
+)
+
+
+def space_overrides() -> dict[str, list[Any]]:
+    """The grid as the default sweep's ``space`` overrides (every value a choice)."""
+    out = {k: list(v) for k, v in TRAINING_GRID.items() if k != "adamw.lr"}
+    out["adamw.lr"] = [min(TRAINING_GRID["adamw.lr"]), max(TRAINING_GRID["adamw.lr"])]
+    for family, grid in MODEL_GRID.items():
+        out.update({f"{family}.{k}": list(v) for k, v in grid.items()})
+    return out
+
+
+def grid_points(families: Sequence[str]) -> Iterator[dict[str, Any]]:
+    """Optuna parameter dicts, one per grid point, family by family."""
+    for family in families:
+        names = [f"{family}.{k}" for k in MODEL_GRID[family]] + list(TRAINING_GRID)
+        values = [*MODEL_GRID[family].values(), *TRAINING_GRID.values()]
+        for combo in itertools.product(*values):
+            yield {"family": family, **dict(zip(names, combo, strict=True))}
+
+
+def config_key(params: Mapping[str, Any]) -> str:
+    """The row key: the Optuna parameters, sorted (what a replay looks up)."""
+    return json.dumps(dict(sorted(params.items())), sort_keys=True)
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker() -> None:
+    from search.experiment import load_experiment
+    from search.tuner import load_experiment_data
+    from spaces import joint
+
+    exp = load_experiment(EXPERIMENT)
+    data = load_experiment_data(exp)
+    _WORKER.update(
+        experiment=exp,
+        data=data,
+        space=joint(
+            exp.families,
+            image_size=data.image_size,
+            in_channels=data.in_channels,
+            overrides=exp.space,
+        ),
+    )
+
+
+def train_point(params: dict[str, Any]) -> dict[str, Any]:
+    """Train one grid point as a sweep trial would; its table row."""
+    import optuna
+
+    from search.trial import TrialSession, run_trial, trial_seed
+
+    exp, data = _WORKER["experiment"], _WORKER["data"]
+    proposal = _WORKER["space"](optuna.trial.FixedTrial(params))
+    reports: list[dict[str, Any]] = []
+    session = TrialSession(
+        report=lambda metrics, _ckpt: reports.append(metrics),
+        restore_dir=lambda: nullcontext(None),
+    )
+    run_trial(proposal, experiment=exp, data=data, session=session)
+    last = reports[-1]
+    history = last.get("history", [])
+    return {
+        "key": config_key(params),
+        "family": params["family"],
+        "config": json.dumps(proposal, sort_keys=True),
+        "status": "FAILED" if "failure_reason" in last else "COMPLETE",
+        "val_accuracy": last.get("val_accuracy"),
+        "test_accuracy": last.get("test_accuracy"),
+        "flops": last.get("flops"),
+        "params": last.get("params"),
+        "latency_ms": last.get("latency_ms"),
+        "train_time_s": last.get("train_time_s"),
+        "epochs": len(history),
+        "val_curve": json.dumps([round(h["val_accuracy"], 6) for h in history]),
+        "time_curve": json.dumps([round(h["epoch_time_s"], 4) for h in history]),
+        "seed": trial_seed(exp),
+        "failure_reason": last.get("failure_reason", ""),
+    }
+
+
+def _done_keys(path: Path) -> set[str]:
+    if not path.is_file():
+        return set()
+    with path.open(newline="") as fh:
+        return {row["key"] for row in csv.DictReader(fh)}
+
+
+def _provenance(args: argparse.Namespace, families: Sequence[str]) -> dict[str, Any]:
+    import torch
+
+    rev = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
+    ).stdout.strip()
+    return {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "experiment": EXPERIMENT,
+        "families": list(families),
+        "training_grid": TRAINING_GRID,
+        "model_grid": {f: MODEL_GRID[f] for f in families},
+        "space_overrides": space_overrides(),
+        "git_revision": rev,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}",
+        "torch": torch.__version__,
+        "processes": args.processes,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=HERE)
+    parser.add_argument("--families", nargs="*", default=list(FAMILY_ORDER))
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--limit", type=int, default=0, help="at most this many points per run")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    table = args.out / "table.csv"
+    done = _done_keys(table)
+    todo = [p for p in grid_points(args.families) if config_key(p) not in done]
+    if args.limit:
+        todo = todo[: args.limit]
+    provenance = args.out / "provenance.json"
+    if not provenance.exists():
+        provenance.write_text(json.dumps(_provenance(args, args.families), indent=2) + "\n")
+    print(f"{len(done)} rows done, {len(todo)} to train -> {table}", flush=True)
+    new_file = not table.exists()
+    started = time.perf_counter()
+    ctx = mp.get_context("spawn")
+    with table.open("a", newline="") as fh, ctx.Pool(args.processes, _init_worker) as pool:
+        writer = csv.DictWriter(fh, fieldnames=COLUMNS)
+        if new_file:
+            writer.writeheader()
+        for i, row in enumerate(pool.imap(train_point, todo), 1):
+            writer.writerow(row)
+            fh.flush()
+            print(
+                f"[{i}/{len(todo)}] {row['family']:9s} val {row['val_accuracy']:.3f} "
+                f"{row['train_time_s']:.0f} s  ({time.perf_counter() - started:.0f} s)",
+                flush=True,
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
