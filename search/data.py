@@ -44,6 +44,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from search.errors import UserError
+from search.vocabulary import DATASETS, check_val_fraction
 
 __all__ = [
     "AUGMENT_POLICIES",
@@ -57,7 +58,6 @@ __all__ = [
     "load_dataset",
 ]
 
-DATASETS = ("digits", "cifar10", "cifar100", "imagefolder", "synthetic")
 
 #: What :meth:`Augmenter.augment` does (see the module docstring): ``Augmenter(policy=...)``.
 AUGMENT_POLICIES: tuple[str, ...] = ("none", "translate", "crop_flip", "resized_crop")
@@ -340,10 +340,9 @@ def load_dataset(
     _check_int("seed", seed, minimum=0)
     if seed > MAX_SEED:
         raise UserError(f"dataset.seed={seed}: expected an integer from 0 to {MAX_SEED}")
-    if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)):
-        raise UserError(f"dataset.val_fraction={val_fraction!r}: expected a number in [0, 1)")
-    if not 0 <= val_fraction < 1:
-        raise UserError(f"dataset.val_fraction={val_fraction!r}: expected a number in [0, 1)")
+    problem = check_val_fraction(val_fraction, required=False)
+    if problem:
+        raise UserError(problem)
     if not isinstance(download, bool):
         raise UserError(f"dataset.download={download!r}: expected true or false")
     if name != "synthetic" and synthetic:

@@ -28,12 +28,21 @@ from typing import Any, Literal
 import yaml
 
 from search.errors import UserError
+from search.vocabulary import (
+    DATASETS,
+    DOWNLOADABLE_DATASETS,
+    FAMILIES,
+    FOLDER_DATASETS,
+    OBJECTIVES,
+    DatasetName,
+    SamplerName,
+    check_val_fraction,
+)
 
 __all__ = [
     "MAX_DATASET_BYTES",
     "MAX_IMAGE_SIZE",
     "MAX_SEED",
-    "OBJECTIVES",
     "PRESETS_DIR",
     "Budget",
     "DatasetConfig",
@@ -50,15 +59,6 @@ __all__ = [
 
 PRESETS_DIR = Path(__file__).with_name("presets")
 
-#: Objective name -> the direction it must have and the metric a trial reports for it.
-OBJECTIVES: dict[str, tuple[str, str]] = {
-    "val_accuracy": ("max", "val_accuracy"),  # the last epoch's: the weights that count
-    "flops": ("min", "flops"),
-    "params": ("min", "params"),
-    "latency": ("min", "latency_ms"),
-}
-_FAMILIES = ("perceiver", "vit", "mixer", "fnet", "gmlp")
-_DATASETS = ("digits", "cifar10", "cifar100", "imagefolder", "synthetic")
 
 # ---- limits: larger values are refused on load (they could only exhaust memory or time) ------
 #: Largest ``dataset.image_size`` (images are held resized in memory, uint8).
@@ -90,7 +90,7 @@ _DATASET_SHAPE = {
 class DatasetConfig:
     """Which data, at which resolution. ``synthetic`` holds the synthetic generator's options."""
 
-    name: Literal["digits", "cifar10", "cifar100", "imagefolder", "synthetic"] = "digits"
+    name: DatasetName = "digits"
     image_size: int = 16
     data_dir: str | None = None
     download: bool = False
@@ -148,13 +148,13 @@ class Experiment:
 
     name: str = "default"
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
-    families: tuple[str, ...] = _FAMILIES
+    families: tuple[str, ...] = FAMILIES
     num_trials: int = 20
     epochs: int = 5
     objectives: dict[str, str] = field(
         default_factory=lambda: {"val_accuracy": "max", "flops": "min"}
     )
-    sampler: Literal["nsga2", "tpe", "random"] = "tpe"
+    sampler: SamplerName = "tpe"
     # equal: families take turns (least-trained first), the sampler searches within the family;
     # sampler: the sampler chooses the family too
     family_allocation: Literal["equal", "sampler"] = "equal"
@@ -175,7 +175,7 @@ class Experiment:
     @property
     def objective_metrics(self) -> list[str]:
         """The metric each objective reads from a trial's results, in objective order."""
-        return [OBJECTIVES[name][1] for name in self.objectives]
+        return [OBJECTIVES[name].column for name in self.objectives]
 
     @property
     def objective_modes(self) -> list[str]:
@@ -575,10 +575,10 @@ def _check_values(exp: Experiment) -> None:
             f"name={exp.name!r}: use letters, digits, '-' and '_' only (at most 64 characters)"
         )
     if not exp.families:
-        raise UserError(f"families=[]: give at least one of {', '.join(_FAMILIES)}")
+        raise UserError(f"families=[]: give at least one of {', '.join(FAMILIES)}")
     for fam in exp.families:
-        if fam not in _FAMILIES:
-            raise UserError(f"families: {fam!r} is not a family; allowed: {', '.join(_FAMILIES)}")
+        if fam not in FAMILIES:
+            raise UserError(f"families: {fam!r} is not a family; allowed: {', '.join(FAMILIES)}")
     if len(set(exp.families)) != len(exp.families):
         raise UserError(f"families={list(exp.families)}: a family is listed twice")
     _check_dataset(exp)
@@ -595,8 +595,8 @@ def _check_values(exp: Experiment) -> None:
             raise UserError(
                 f"objectives.{name}: unknown objective; allowed: {', '.join(OBJECTIVES)}"
             )
-        if mode != OBJECTIVES[name][0]:
-            raise UserError(f"objectives.{name}={mode!r}: allowed: {OBJECTIVES[name][0]}")
+        if mode != OBJECTIVES[name].direction:
+            raise UserError(f"objectives.{name}={mode!r}: allowed: {OBJECTIVES[name].direction}")
     if "val_accuracy" not in exp.objectives:
         raise UserError("objectives: val_accuracy must be one of the objectives")
     positive("scheduler.grace_period", exp.scheduler.grace_period)
@@ -675,8 +675,8 @@ def _check_output_dir(exp: Experiment) -> None:
 
 def _check_dataset(exp: Experiment) -> None:
     ds = exp.dataset
-    if ds.name not in _DATASETS:  # pragma: no cover - Literal already checks
-        raise UserError(f"dataset.name={ds.name!r}; allowed: {', '.join(_DATASETS)}")
+    if ds.name not in DATASETS:  # pragma: no cover - Literal already checks
+        raise UserError(f"dataset.name={ds.name!r}; allowed: {', '.join(DATASETS)}")
     if ds.image_size <= 0:
         raise UserError(f"dataset.image_size={ds.image_size!r}: must be > 0")
     if ds.image_size > MAX_IMAGE_SIZE:
@@ -684,16 +684,17 @@ def _check_dataset(exp: Experiment) -> None:
             f"dataset.image_size={ds.image_size}: must be between 1 and {MAX_IMAGE_SIZE} "
             "(images are held resized in memory)"
         )
-    if not 0.0 < ds.val_fraction < 0.9:
-        raise UserError(f"dataset.val_fraction={ds.val_fraction}: must be in (0, 0.9)")
-    if ds.name in ("cifar10", "cifar100", "imagefolder") and not ds.data_dir:
+    problem = check_val_fraction(ds.val_fraction)
+    if problem:
+        raise UserError(problem)
+    if ds.name in FOLDER_DATASETS and not ds.data_dir:
         raise UserError(
             f"dataset.data_dir: required for dataset.name={ds.name}; "
             f"e.g. --set dataset.data_dir=~/data"
         )
     if ds.data_dir is not None:
         _expand("dataset.data_dir", ds.data_dir)
-    if ds.download and ds.name not in ("cifar10", "cifar100"):
+    if ds.download and ds.name not in DOWNLOADABLE_DATASETS:
         raise UserError(
             f"dataset.download=true: only cifar10 and cifar100 download; dataset.name={ds.name} "
             "reads its images as they are (set dataset.download=false)"
@@ -864,7 +865,7 @@ def _parameter_kinds() -> dict[str, str]:
     ctx = SpaceContext(image_size=64)  # 64: every default patch size divides it
     for k in range(8):  # the space once per choice index: every conditional branch appears
         probe = _DrawTrial(random.Random(k), index=k)
-        for family in _FAMILIES:
+        for family in FAMILIES:
             SPACES[family](probe, ctx)  # type: ignore[arg-type]
         training(probe, ctx)  # type: ignore[arg-type]
         kinds.update(probe.kinds)

@@ -35,8 +35,9 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from search.vocabulary import TrialStatus
+
 __all__ = [
-    "FRONT_STATUSES",
     "Direction",
     "Front",
     "FrontPoint",
@@ -62,9 +63,6 @@ __all__ = [
 ]
 
 Direction = Literal["max", "min"]
-
-#: Trial statuses whose measurements count for fronts.
-FRONT_STATUSES: frozenset[str] = frozenset({"COMPLETE"})
 
 
 @dataclass(frozen=True)
@@ -229,7 +227,7 @@ def _values(row: Mapping[str, Any], objectives: Sequence[Objective]) -> tuple[fl
 
 def is_eligible(row: Mapping[str, Any], objectives: Sequence[Objective]) -> bool:
     """True when ``row`` is a full-budget (COMPLETE) trial and every objective is finite."""
-    if str(row.get("status", "")).upper() not in FRONT_STATUSES:
+    if str(row.get("status", "")).upper() not in TrialStatus.on_front():
         return False
     return all(math.isfinite(v) for v in _values(row, objectives))
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from search.errors import UserError
+from search.vocabulary import TrialStatus
 
 __all__ = ["COMPARED", "Reproduction", "reproduce"]
 
@@ -58,7 +59,7 @@ def reproduce(out_dir: str | Path, trial_id: str) -> Reproduction:
     if row is None:
         known = ", ".join(str(r.get("trial_id")) for r in rows[:8])
         raise UserError(f"reproduce {trial_id!r}: no such trial in {out}; e.g. {known}")
-    if row.get("status") != "COMPLETE":
+    if row.get("status") != TrialStatus.COMPLETE:
         raise UserError(
             f"reproduce {trial_id}: status {row.get('status')}; only COMPLETE trials (full "
             "budget) can be reproduced"

@@ -10,15 +10,22 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 from pathlib import Path
 from typing import Any
 
 import optuna
 
 from search import storage
+from search.vocabulary import OBJECTIVES, TrialStatus, to_jsonable
 
-__all__ = ["ROW_COLUMNS", "export_results", "load_rows", "objective_columns", "trial_rows"]
+__all__ = [
+    "ROW_COLUMNS",
+    "export_results",
+    "load_rows",
+    "objective_columns",
+    "trial_rows",
+    "trial_status",
+]
 
 #: The fixed columns of a trial row, in order; ``hp.<name>`` columns follow.
 ROW_COLUMNS = (
@@ -40,19 +47,37 @@ ROW_COLUMNS = (
     "finished_at",
 )
 
-# Objective name -> the row column holding its value.
-_OBJECTIVE_COLUMN = {
-    "val_accuracy": "val_accuracy",
-    "flops": "flops",
-    "params": "params",
-    "latency": "latency_ms",
-}
-
 
 def objective_columns(objectives: dict[str, str]) -> dict[str, str]:
     """``{"val_accuracy": "max", "latency": "min"}`` -> ``{"val_accuracy": "max",
     "latency_ms": "min"}``: objectives keyed by the row column that holds them."""
-    return {_OBJECTIVE_COLUMN[name]: mode for name, mode in objectives.items()}
+    return {OBJECTIVES[name].column: mode for name, mode in objectives.items()}
+
+
+_INTERRUPTED_REASON = "the sweep stopped while it ran; re-queued on resume"
+
+
+def trial_status(trial: optuna.trial.FrozenTrial) -> TrialStatus:
+    """What became of ``trial``: its recorded status, or what its Optuna state says.
+
+    A finished trial whose record still says RUNNING was closed by a resume after its driver
+    stopped: INTERRUPTED.
+    """
+    recorded = trial.user_attrs.get("status")
+    if recorded == TrialStatus.RUNNING and trial.state.is_finished():
+        return TrialStatus.INTERRUPTED
+    if recorded:
+        return TrialStatus(recorded)
+    return _STATUS_OF_STATE[trial.state]
+
+
+_STATUS_OF_STATE = {
+    optuna.trial.TrialState.COMPLETE: TrialStatus.COMPLETE,
+    optuna.trial.TrialState.FAIL: TrialStatus.FAILED,
+    optuna.trial.TrialState.PRUNED: TrialStatus.STOPPED,
+    optuna.trial.TrialState.RUNNING: TrialStatus.RUNNING,
+    optuna.trial.TrialState.WAITING: TrialStatus.RUNNING,
+}
 
 
 def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
@@ -60,18 +85,16 @@ def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
     rows = []
     for t in study.get_trials(deepcopy=False):
         a = t.user_attrs
-        status = a.get("status") or _status_from_state(t.state)
-        if t.state == optuna.trial.TrialState.RUNNING and status == "RUNNING":
-            status = "RUNNING"
-        feasible_trained = status in ("COMPLETE", "STOPPED", "FAILED", "RUNNING", "INTERRUPTED")
+        status = trial_status(t)
+        reason = _INTERRUPTED_REASON if status == TrialStatus.INTERRUPTED else ""
         row: dict[str, Any] = {
             "trial_id": a.get("tune_trial_id") or f"optuna-{t.number}",
             "number": t.number,
             "family": a.get("family") or t.params.get("family"),
-            "status": status,
-            "failure_reason": a.get("failure_reason", ""),
+            "status": str(status),
+            "failure_reason": a.get("failure_reason", reason),
             "epochs_run": a.get("epochs_run", 0),
-            "val_accuracy": a.get("val_accuracy") if feasible_trained else None,
+            "val_accuracy": a.get("val_accuracy") if status in TrialStatus.measured() else None,
             "val_top5": a.get("val_top5"),
             "val_loss": a.get("val_loss"),
             "test_accuracy": a.get("test_accuracy"),
@@ -92,16 +115,6 @@ def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
     return rows
 
 
-def _status_from_state(state: optuna.trial.TrialState) -> str:
-    return {
-        optuna.trial.TrialState.COMPLETE: "COMPLETE",
-        optuna.trial.TrialState.FAIL: "FAILED",
-        optuna.trial.TrialState.PRUNED: "STOPPED",
-        optuna.trial.TrialState.RUNNING: "RUNNING",
-        optuna.trial.TrialState.WAITING: "RUNNING",
-    }[state]
-
-
 def export_results(
     study: optuna.Study, out_dir: storage.Where, *, experiment: dict[str, Any]
 ) -> tuple[storage.Where, storage.Where]:
@@ -117,7 +130,7 @@ def export_results(
     rows = trial_rows(study)
     objectives = objective_columns(experiment["objectives"])
     doc = {"experiment": experiment, "objectives": objectives, "trials": rows}
-    json_text = json.dumps(_clean(doc), indent=1)
+    json_text = json.dumps(to_jsonable(doc), indent=1)
     hp_cols = sorted({k for r in rows for k in r if k.startswith("hp.")})
     buffer = io.StringIO(newline="")
     writer = csv.DictWriter(buffer, fieldnames=[*ROW_COLUMNS, *hp_cols], extrasaction="ignore")
@@ -143,14 +156,4 @@ def _csv_value(value: Any) -> Any:
         return ""
     if isinstance(value, (list, dict)):
         return json.dumps(value)
-    return value
-
-
-def _clean(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
     return value

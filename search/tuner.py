@@ -29,6 +29,7 @@ from search import storage as store
 from search.errors import UserError
 from search.experiment import Experiment, experiment_from_text, load_experiment, redact
 from search.results import export_results, load_rows, objective_columns
+from search.vocabulary import TrialStatus
 
 __all__ = [
     "SweepResult",
@@ -39,8 +40,6 @@ __all__ = [
     "resume",
     "run",
 ]
-
-_TRAINED = ("COMPLETE", "STOPPED", "FAILED")
 
 
 @dataclass(frozen=True)
@@ -94,24 +93,22 @@ def count_trained(study: optuna.Study) -> int:
     return sum(
         1
         for t in study.get_trials(deepcopy=False)
-        if t.state.is_finished() and t.user_attrs.get("status") in _TRAINED
+        if t.state.is_finished() and t.user_attrs.get("status") in TrialStatus.trained()
     )
 
 
 def _requeue_interrupted(study: optuna.Study) -> int:
-    """Trials left RUNNING by a stopped driver: close them and queue their configuration again."""
-    n = 0
-    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        storage = study._storage
-        storage.set_trial_user_attr(t._trial_id, "status", "INTERRUPTED")
-        storage.set_trial_user_attr(
-            t._trial_id, "failure_reason", "the sweep stopped while it ran; re-queued on resume"
-        )
-        storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
-        params = {k: v for k, v in t.params.items()}
-        study.enqueue_trial(params, user_attrs={"requeued_from": t.number})
-        n += 1
-    return n
+    """Trials left RUNNING by a stopped driver: close them and queue their configuration again.
+
+    A closed trial keeps its ``RUNNING`` status attribute (Optuna freezes attributes at the
+    end of a trial): a finished trial still marked RUNNING reads as INTERRUPTED
+    (``search.results.trial_status``).
+    """
+    running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    for t in running:
+        study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+        study.enqueue_trial(dict(t.params), user_attrs={"requeued_from": t.number})
+    return len(running)
 
 
 # ---- run / resume -----------------------------------------------------------------------------
@@ -526,7 +523,8 @@ def _fit(
     from ray import tune
 
     from search.progress import ProgressCallback
-    from search.searcher import BudgetedOptunaSearch, make_sampler
+    from search.samplers import make_sampler
+    from search.searcher import BudgetedOptunaSearch
     from search.trial import train_trial
     from spaces import joint
 
@@ -544,7 +542,6 @@ def _fit(
             overrides=exp.space,
         )
         limits = {"flops": exp.budget.max_flops, "params": exp.budget.max_params}
-        constrained = any(v is not None for v in limits.values())
         storage = optuna.storages.RDBStorage(exp.storage_url())
         searcher = BudgetedOptunaSearch(
             space,
@@ -556,7 +553,9 @@ def _fit(
             families=exp.families if exp.family_allocation == "equal" else None,
             # A new seed per (re)start: a resume must not replay the first run's proposals.
             sampler=make_sampler(
-                exp.sampler, seed=exp.seed + len(open_study(exp).trials), constrained=constrained
+                exp.sampler,
+                seed=exp.seed + len(open_study(exp).trials),
+                num_trials=exp.num_trials,
             ),
             study_name=exp.name,
             storage=storage,

@@ -64,7 +64,7 @@ def test_overrides_are_typed_and_nested() -> None:
         ("num_trial=3", "num_trial: unknown key (did you mean 'num_trials'?)"),
         ("num_trials=-1", "num_trials=-1: must be > 0"),
         ("epochs=two", "epochs='two': expected a whole number"),
-        ("sampler=grid", "sampler='grid': not allowed; allowed: nsga2, tpe, random"),
+        ("sampler=grid", "sampler='grid': not allowed; allowed: tpe, nsga2, gp, random"),
         ("families=[resnet]", "families: 'resnet' is not a family; allowed: perceiver, vit"),
         ("objectives={val_accuracy: max}", "give two or three of"),
         ("objectives={val_accuracy: max, flops: max}", "objectives.flops='max': allowed: min"),

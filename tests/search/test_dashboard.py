@@ -31,7 +31,8 @@ from _servers import free_port, stop
 from optuna.trial import TrialState
 
 from search.experiment import Experiment, load_experiment
-from search.searcher import BudgetedOptunaSearch, make_sampler
+from search.samplers import make_sampler
+from search.searcher import BudgetedOptunaSearch
 from search.tuner import CostEstimator, load_experiment_data, open_study
 from spaces import joint
 
@@ -42,13 +43,7 @@ pytest.importorskip(
 # The smoke space's proposals cost about 2e4 to 5e5 FLOPs per image: about half are over this.
 MAX_FLOPS = 1.0e5
 OBJECTIVE_NAMES = ["val_accuracy", "flops"]
-SAMPLERS = ("tpe", "nsga2", "random")
-RANDOM_HAS_NO_CONSTRAINTS = pytest.mark.xfail(
-    strict=True,
-    reason="product bug: make_sampler('random') drops the budget's constraints_func, so a "
-    "random-sampler study stores no constraint values and the dashboard shows over-budget "
-    "proposals as ordinary COMPLETE trials",
-)
+SAMPLERS = ("tpe", "nsga2", "gp", "random")
 # What each Tune trial does, in suggestion order (families take turns: perceiver, mixer, ...).
 PLAN = ("complete", "complete", "stopped", "failed", "errored")
 STATE_OF_STATUS = {
@@ -137,11 +132,7 @@ def _write_study(out: Path, sampler: str) -> Experiment:
         limits=limits,
         max_epochs=exp.epochs,
         families=exp.families if exp.family_allocation == "equal" else None,
-        sampler=make_sampler(
-            exp.sampler,
-            seed=exp.seed + len(study.trials),
-            constrained=any(v is not None for v in limits.values()),
-        ),
+        sampler=make_sampler(exp.sampler, seed=exp.seed + len(study.trials), num_trials=10),
         study_name=exp.name,
         storage=optuna.storages.RDBStorage(exp.storage_url()),
     )
@@ -322,24 +313,19 @@ def test_every_trial_is_served_as_the_study_holds_it(served: Served, sampler: st
         assert attrs.get("failure_reason") == t.user_attrs.get("failure_reason"), t.number
 
 
-@pytest.mark.parametrize(
-    "sampler", ["tpe", "nsga2", pytest.param("random", marks=RANDOM_HAS_NO_CONSTRAINTS)]
-)
+@pytest.mark.parametrize("sampler", SAMPLERS)
 def test_over_budget_proposals_carry_positive_constraints(served: Served, sampler: str) -> None:
     study = served.study(sampler)
     by_number = {t["number"]: t for t in _detail(served, sampler)["trials"]}
     for t in study.trials:
         constraints = by_number[t.number]["constraints"]
         status = t.user_attrs["status"]
+        # The proposer's own violations (trial.set_constraint): estimated FLOPs / max_flops - 1.
+        assert constraints == list(t.constraints.values()), t.number
         if status == "INFEASIBLE":
-            # The searcher's own violations: estimated FLOPs / max_flops - 1 > 0.
-            assert constraints == t.user_attrs["constraints"], t.number
             assert constraints and all(c > 0 for c in constraints), (t.number, constraints)
         elif status in ("COMPLETE", "STOPPED"):
-            assert constraints == t.user_attrs["constraints"], t.number
             assert constraints and all(c <= 0 for c in constraints), (t.number, constraints)
-        else:
-            assert constraints == [], t.number
 
 
 @pytest.mark.parametrize("sampler", SAMPLERS)

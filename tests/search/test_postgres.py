@@ -214,7 +214,8 @@ def _config(row: dict[str, str]) -> tuple[Any, ...]:
 def _leave_a_running_trial(out: Path) -> dict[str, Any]:
     """What a driver killed mid-trial leaves in the study: a proposal handed to Tune (status
     RUNNING, trial state RUNNING) that never reported. Made by the sweep's own searcher."""
-    from search.searcher import BudgetedOptunaSearch, make_sampler
+    from search.samplers import make_sampler
+    from search.searcher import BudgetedOptunaSearch
     from spaces import joint
 
     exp = load_experiment(out / "experiment.yaml")
@@ -230,7 +231,7 @@ def _leave_a_running_trial(out: Path) -> dict[str, Any]:
         limits={},
         max_epochs=exp.epochs,
         families=exp.families,
-        sampler=make_sampler(exp.sampler, seed=exp.seed + 1000, constrained=False),
+        sampler=make_sampler(exp.sampler, seed=exp.seed + 1000, num_trials=exp.num_trials),
         study_name=exp.name,
         storage=optuna.storages.RDBStorage(exp.storage_url()),
     )

@@ -11,7 +11,8 @@ import optuna
 import pytest
 
 from search.experiment import Experiment, load_experiment
-from search.searcher import BudgetedOptunaSearch, make_sampler
+from search.samplers import make_sampler
+from search.searcher import BudgetedOptunaSearch
 from search.tuner import CostEstimator, open_study
 from spaces import joint
 
@@ -29,7 +30,7 @@ def _searcher(exp: Experiment, space_overrides: dict[str, Any], max_flops: float
         limits=limits,
         max_epochs=exp.epochs,
         families=exp.families,
-        sampler=make_sampler("random", seed=len(study.trials), constrained=max_flops is not None),
+        sampler=make_sampler("random", seed=len(study.trials), num_trials=10),
         study_name=exp.name,
         storage=optuna.storages.RDBStorage(exp.storage_url()),
     )
@@ -101,7 +102,7 @@ def test_a_configuration_the_study_trained_is_not_trained_again(experiment: Expe
     }
     exp = dataclasses.replace(experiment, families=("perceiver",))
     searcher = _searcher(exp, fixed, None)
-    searcher._max_infeasible = 5  # a short loop: every proposal after the first repeats it
+    searcher.proposer.max_attempts = 5  # a short loop: every proposal after the first repeats it
     assert searcher.suggest("t0") is not None
     searcher.on_trial_complete("t0", _done(exp.epochs))
     with pytest.raises(RuntimeError, match="already trained"):
@@ -110,6 +111,6 @@ def test_a_configuration_the_study_trained_is_not_trained_again(experiment: Expe
     assert statuses == ["COMPLETE"] + ["DUPLICATE"] * 5
     # a new searcher on the same study (a resume) knows what was trained
     again = _searcher(exp, fixed, None)
-    again._max_infeasible = 2
+    again.proposer.max_attempts = 2
     with pytest.raises(RuntimeError, match="already trained"):
         again.suggest("t2")

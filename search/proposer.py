@@ -1,0 +1,209 @@
+"""The sweep's proposal rules over an Optuna study, apart from Ray (a replay uses them too).
+
+* **Budget.** Each proposal's cost is estimated analytically (``models.cost.estimate``) before
+  anything is built. The violations ``estimate / limit - 1`` are recorded with
+  ``trial.set_constraint()`` (<= 0 feasible), which constraint-aware samplers read. Over budget,
+  the trial is told to Optuna as an *infeasible* COMPLETE trial with worst-case values (so the
+  sampler learns the region), recorded ``INFEASIBLE``, never trained; the proposer asks again.
+* **Fair families.** With ``families`` given (``family_allocation: equal``), each proposal's
+  family is fixed before the sampler runs (enqueued as a partial trial): the family with the
+  fewest trials so far, ties in the experiment's order.
+* **No repeats.** A configuration the study trained already is recorded ``DUPLICATE`` and not
+  trained again.
+* **Honest books.** A trial stopped early is told as PRUNED (a partial budget): it never
+  reaches ``study.best_trials`` or a front. Every trial carries user attributes (family, the
+  full proposal, status, failure reason, per-epoch history, cost, timings), so the study alone
+  is the source of truth for the results tables and for resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from search.vocabulary import TrialStatus, to_jsonable
+
+__all__ = ["BUDGET_METRICS", "Proposer", "config_key"]
+
+#: Cost metrics a budget can limit (``budget.max_<metric>``).
+BUDGET_METRICS = ("flops", "params")
+
+# Metrics copied from a trial's last result into the study's user attributes.
+_RESULT_ATTRS = (
+    "val_accuracy",
+    "val_top5",
+    "val_loss",
+    "test_accuracy",
+    "test_top5",
+    "params",
+    "flops",
+    "latency_ms",
+    "latency_ms_b64",
+    "train_time_s",
+    "images_per_s",
+)
+
+Space = Callable[[optuna.Trial], dict[str, Any]]
+Estimator = Callable[[dict[str, Any]], dict[str, float]]
+
+
+def config_key(config: Mapping[str, Any]) -> str:
+    """A configuration's identity (floats as stored, keys sorted)."""
+    return json.dumps(to_jsonable(dict(config)), sort_keys=True)
+
+
+class Proposer:
+    """Asks the study for trainable proposals and tells it how each trial ended.
+
+    ``space(trial) -> proposal`` is the define-by-run joint space; ``estimate_fn(proposal)``
+    the analytic cost (``{}`` for a proposal that cannot be built: it is not judged here and
+    fails when trained); ``limits`` maps budget metrics to ceilings (``None``: no ceiling);
+    ``objectives`` are the reported metrics, in the study's order, with their directions.
+    """
+
+    def __init__(
+        self,
+        study: optuna.Study,
+        space: Space,
+        *,
+        objectives: Mapping[str, str],
+        estimate_fn: Estimator,
+        limits: Mapping[str, float | None],
+        max_epochs: int,
+        families: tuple[str, ...] | None = None,
+        max_attempts: int = 200,
+    ) -> None:
+        self.study = study
+        self._space = space
+        self._objectives = dict(objectives)
+        self._estimate = estimate_fn
+        self._limits = {k: float(v) for k, v in sorted(limits.items()) if v is not None}
+        self._max_epochs = max_epochs
+        self._families = tuple(families) if families else None
+        self.max_attempts = max_attempts
+        self._trained = {
+            config_key(t.user_attrs["config"])
+            for t in study.get_trials(deepcopy=False)
+            if t.user_attrs.get("status") in TrialStatus.trained() and "config" in t.user_attrs
+        }
+
+    # ---- proposing ------------------------------------------------------------------------
+    def propose(self) -> tuple[optuna.Trial, dict[str, Any]]:
+        """The next proposal to train (its trial RUNNING); infeasible and repeated proposals
+        on the way are recorded and skipped."""
+        family = self.next_family()
+        for _ in range(self.max_attempts):
+            if family is not None:
+                self.study.enqueue_trial({"family": family})
+            trial = self.study.ask()
+            # Only what the space returns (a captor would also hold the raw Optuna names).
+            proposal = dict(self._space(trial))
+            if self._screen(trial, proposal):
+                return trial, proposal
+        raise RuntimeError(
+            f"{self.max_attempts} proposals in a row were over the cost budget "
+            f"{self._limits} or already trained: raise budget.max_flops / budget.max_params, "
+            "widen the space or ask for fewer trials"
+        )
+
+    def _screen(self, trial: optuna.Trial, proposal: dict[str, Any]) -> bool:
+        """Record the proposal; True if it is to be trained, else it is told and closed."""
+        estimate = self._estimate(proposal)
+        limits = {k: v for k, v in self._limits.items() if k in estimate}
+        for key, limit in limits.items():
+            trial.set_constraint(f"max_{key}", estimate[key] / limit - 1.0)
+        config = to_jsonable(proposal)
+        attrs = {
+            "family": proposal.get("family"),
+            "config": config,
+            "estimated_flops": estimate.get("flops"),
+            "estimated_params": estimate.get("params"),
+            "started_at": time.time(),
+        }
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
+        over = [f"{k} {estimate[k]:.4g} > {v:.4g}" for k, v in limits.items() if estimate[k] > v]
+        key = config_key(config)
+        if over:
+            self._close(trial, TrialStatus.INFEASIBLE, "over budget: " + ", ".join(over))
+            self.study.tell(trial, self._infeasible_values(estimate))
+            return False
+        if key in self._trained:
+            self._close(
+                trial, TrialStatus.DUPLICATE, "the study already trained this configuration"
+            )
+            self.study.tell(trial, state=TrialState.FAIL)
+            return False
+        trial.set_user_attr("status", TrialStatus.RUNNING)
+        self._trained.add(key)
+        return True
+
+    def next_family(self) -> str | None:
+        """The family whose turn it is (None: the sampler chooses, or a re-queued trial waits)."""
+        if self._families is None:
+            return None
+        trials = self.study.get_trials(deepcopy=False)
+        if any(t.state == TrialState.WAITING for t in trials):
+            return None  # a re-queued trial comes first, with its own family
+        turns = dict.fromkeys(self._families, 0)
+        for t in trials:
+            fam = t.user_attrs.get("family")
+            if fam in turns and t.user_attrs.get("status") in TrialStatus.took_a_turn():
+                turns[fam] += 1
+        return min(self._families, key=lambda f: turns[f])
+
+    def _infeasible_values(self, estimate: Mapping[str, float]) -> list[float]:
+        """Worst-case values: the constraints, not these, rank infeasible trials."""
+        values = []
+        for metric, mode in self._objectives.items():
+            if metric in BUDGET_METRICS and metric in estimate:
+                values.append(float(estimate[metric]))
+            else:
+                values.append(0.0 if mode == "max" else math.inf)
+        return values
+
+    # ---- telling --------------------------------------------------------------------------
+    def record(self, trial: optuna.Trial, result: Mapping[str, Any]) -> None:
+        """Copy a trial's last result (metrics, history, epochs) into its user attributes."""
+        for key in _RESULT_ATTRS:
+            value = result.get(key)
+            if isinstance(value, (int, float)) and math.isfinite(value):
+                trial.set_user_attr(key, value)
+        history = result.get("history") or []
+        trial.set_user_attr("history", to_jsonable(history))
+        trial.set_user_attr("epochs_run", int(result.get("epoch") or len(history)))
+        trial.set_user_attr("finished_at", time.time())
+
+    def finish(self, trial: optuna.Trial, result: Mapping[str, Any]) -> TrialStatus:
+        """Record ``result`` and tell the study how the trial ended: FAILED (a failure
+        reason, or objectives missing), STOPPED (fewer epochs than the budget) or COMPLETE."""
+        self.record(trial, result)
+        values = [result.get(m) for m in self._objectives]
+        usable = all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
+        reason = result.get("failure_reason")
+        if reason or not usable:
+            self.fail(trial, str(reason or "trial ended without reporting all objectives"))
+            return TrialStatus.FAILED
+        if int(result.get("epoch") or 0) < self._max_epochs:
+            trial.set_user_attr("status", TrialStatus.STOPPED)
+            self.study.tell(trial, state=TrialState.PRUNED)
+            return TrialStatus.STOPPED
+        trial.set_user_attr("status", TrialStatus.COMPLETE)
+        self.study.tell(trial, [float(v) for v in values if v is not None])
+        return TrialStatus.COMPLETE
+
+    def fail(self, trial: optuna.Trial, reason: str) -> None:
+        """Tell the study the trial failed, with its reason."""
+        self._close(trial, TrialStatus.FAILED, reason)
+        self.study.tell(trial, state=TrialState.FAIL)
+
+    def _close(self, trial: optuna.Trial, status: TrialStatus, reason: str) -> None:
+        trial.set_user_attr("status", status)
+        trial.set_user_attr("failure_reason", reason)
+        trial.set_user_attr("finished_at", time.time())

@@ -1,0 +1,143 @@
+"""The names the search packages share, each written once, with the one rule for each.
+
+Trial statuses, family and dataset names, the objectives and the result columns that hold
+them, the JSON form of a value, and the check of a dataset's validation fraction. Nothing here
+imports torch, Ray or Optuna, so the experiment loader (which must answer a bad input within
+milliseconds) and every other module can use it.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import typing
+from dataclasses import dataclass
+from typing import Any, Literal
+
+__all__ = [
+    "DATASETS",
+    "DOWNLOADABLE_DATASETS",
+    "FAMILIES",
+    "FOLDER_DATASETS",
+    "OBJECTIVES",
+    "SAMPLERS",
+    "DatasetName",
+    "Objective",
+    "SamplerName",
+    "TrialStatus",
+    "check_val_fraction",
+    "objective_for_column",
+    "to_jsonable",
+]
+
+
+class TrialStatus(enum.StrEnum):
+    """What became of a trial (the study's ``status`` user attribute and the tables' column)."""
+
+    RUNNING = "RUNNING"
+    COMPLETE = "COMPLETE"  # trained its full epoch budget: the only status on a front
+    STOPPED = "STOPPED"  # cut early by the scheduler (PRUNED in the Optuna study)
+    FAILED = "FAILED"  # an exception, a non-finite loss or out of memory while training
+    INFEASIBLE = "INFEASIBLE"  # over the cost budget: never built or trained
+    DUPLICATE = "DUPLICATE"  # the study had trained this configuration already
+    INTERRUPTED = "INTERRUPTED"  # running when the sweep stopped; re-queued on resume
+
+    @classmethod
+    def trained(cls) -> frozenset[TrialStatus]:
+        """Trials that were trained: their configurations are never proposed again."""
+        return frozenset({cls.COMPLETE, cls.STOPPED, cls.FAILED})
+
+    @classmethod
+    def took_a_turn(cls) -> frozenset[TrialStatus]:
+        """Trials that count towards a family's share of the sweep."""
+        return cls.trained() | {cls.RUNNING}
+
+    @classmethod
+    def measured(cls) -> frozenset[TrialStatus]:
+        """Trials whose reported accuracy is a real measurement (not a budget placeholder)."""
+        return cls.took_a_turn() | {cls.INTERRUPTED}
+
+    @classmethod
+    def on_front(cls) -> frozenset[TrialStatus]:
+        """Trials that take part in a Pareto front: the full budget, measured."""
+        return frozenset({cls.COMPLETE})
+
+
+#: The model families, in the order reports list them (``models.FAMILIES`` is the same tuple:
+#: a test holds them equal; written here so that loading an experiment never imports torch).
+FAMILIES: tuple[str, ...] = ("perceiver", "vit", "mixer", "fnet", "gmlp")
+
+#: Datasets ``search.data.load_dataset`` reads.
+DatasetName = Literal["digits", "cifar10", "cifar100", "imagefolder", "synthetic"]
+DATASETS: tuple[str, ...] = typing.get_args(DatasetName)
+#: Datasets read from ``dataset.data_dir``.
+FOLDER_DATASETS: tuple[str, ...] = ("cifar10", "cifar100", "imagefolder")
+#: Datasets ``dataset.download: true`` may fetch.
+DOWNLOADABLE_DATASETS: tuple[str, ...] = ("cifar10", "cifar100")
+
+
+#: Samplers an experiment may choose (``search.samplers.make_sampler`` builds them).
+SamplerName = Literal["tpe", "nsga2", "gp", "random"]
+SAMPLERS: tuple[str, ...] = typing.get_args(SamplerName)
+
+
+@dataclass(frozen=True)
+class Objective:
+    """A searchable objective: the direction it must have and the metric/column holding it."""
+
+    name: str
+    direction: str  # "max" or "min"
+    column: str  # the trial metric and the results-table column
+
+
+#: Objective name -> its definition. ``latency`` is held in the ``latency_ms`` column.
+OBJECTIVES: dict[str, Objective] = {
+    o.name: o
+    for o in (
+        # the last epoch's: the weights that count
+        Objective("val_accuracy", "max", "val_accuracy"),
+        Objective("flops", "min", "flops"),
+        Objective("params", "min", "params"),
+        Objective("latency", "min", "latency_ms"),
+    )
+}
+
+
+def objective_for_column(column: str) -> Objective:
+    """The objective whose values live in ``column`` (``latency_ms`` -> ``latency``)."""
+    for objective in OBJECTIVES.values():
+        if objective.column == column:
+            return objective
+    raise KeyError(column)
+
+
+def to_jsonable(value: Any) -> Any:
+    """``value`` as plain JSON: NaN and infinities become ``None``, tuples lists, keys strings,
+    other objects their ``str``."""
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+#: ``dataset.val_fraction`` lies below this: most of the training set is left to train on.
+MAX_VAL_FRACTION = 0.9
+
+
+def check_val_fraction(value: Any, *, required: bool = True) -> str | None:
+    """Why ``dataset.val_fraction=value`` is refused, or None if it is allowed.
+
+    A sweep needs validation images (``required``: ``0 < value``); the data loader alone also
+    takes 0 (no validation split).
+    """
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    low_ok = number and (value > 0 if required else value >= 0)
+    if low_ok and value < MAX_VAL_FRACTION:
+        return None
+    opening = "(0" if required else "[0"
+    return f"dataset.val_fraction={value!r}: expected a number in {opening}, {MAX_VAL_FRACTION:g})"
