@@ -2,7 +2,10 @@
 
 Every subcommand is registered by the module that owns it through ``register(subparsers)``,
 which adds a parser with ``set_defaults(func=handler)``; a handler takes the parsed
-``argparse.Namespace`` and returns the exit code.
+``argparse.Namespace`` and returns the exit code. The registering modules are found through
+the ``paretotune.commands`` entry points (``pyproject.toml``): ``search.commands`` (run, resume,
+report, reproduce) and ``cluster.cli`` (submit, jobs). ``cluster`` builds on ``search``, so
+``search`` never imports it; another package can add commands the same way.
 
 Errors are one line on stderr, never a traceback (``--debug``, anywhere on the command line, or
 ``PARETOTUNE_DEBUG=1`` adds it): bad input (``ValueError``, ``UserError``, bad flags) is
@@ -17,8 +20,9 @@ import argparse
 import os
 import sys
 import traceback
-from collections.abc import Sequence
-from typing import NoReturn
+from collections.abc import Callable, Sequence
+from importlib.metadata import entry_points
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 __all__ = ["build_parser", "main"]
@@ -47,13 +51,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
-    from search import commands  # run, resume, report
-
-    commands.register(subparsers)
-    from cluster import cli as cluster_cli  # submit, jobs
-
-    cluster_cli.register(subparsers)
+    for register in command_registrars():
+        register(subparsers)
     return parser
+
+
+#: The entry-point group whose members add subcommands: ``register(subparsers) -> None``.
+COMMANDS_GROUP = "paretotune.commands"
+
+
+def command_registrars() -> list[Callable[[Any], None]]:
+    """The installed subcommand registrars, ``search.commands`` first, then by name."""
+    points = sorted(entry_points(group=COMMANDS_GROUP), key=lambda p: (p.name != "search", p.name))
+    if not any(p.name == "search" for p in points):
+        raise RuntimeError(
+            f"no `{COMMANDS_GROUP}` entry points: paretotune is not installed (run `make setup`)"
+        )
+    return [p.load() for p in points]
 
 
 def _one_line(exc: BaseException, limit: int | None = None) -> str:

@@ -1,0 +1,85 @@
+"""search.vocabulary: one name for each thing, the same everywhere it is used."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import optuna
+import pytest
+
+import models
+import spaces
+from search import data, samplers
+from search.results import trial_status
+from search.vocabulary import (
+    DATASETS,
+    FAMILIES,
+    OBJECTIVES,
+    SAMPLERS,
+    TrialStatus,
+    check_val_fraction,
+    objective_for_column,
+    to_jsonable,
+)
+
+
+def test_family_names_are_the_models_and_the_spaces() -> None:
+    assert FAMILIES == models.FAMILIES == tuple(spaces.SPACES)
+
+
+def test_dataset_and_sampler_names_have_one_source() -> None:
+    assert data.DATASETS is DATASETS
+    assert samplers.SAMPLERS is SAMPLERS
+    for name in SAMPLERS:
+        assert isinstance(
+            samplers.make_sampler(name, seed=0, num_trials=20), optuna.samplers.BaseSampler
+        )
+
+
+def test_statuses_are_plain_strings_in_json() -> None:
+    assert json.dumps({"status": TrialStatus.COMPLETE}) == '{"status": "COMPLETE"}'
+    assert TrialStatus.on_front() == {"COMPLETE"}
+    assert TrialStatus.trained() < TrialStatus.took_a_turn() < TrialStatus.measured()
+    assert not TrialStatus.trained() & {TrialStatus.INFEASIBLE, TrialStatus.DUPLICATE}
+
+
+def test_objectives_and_their_columns() -> None:
+    assert OBJECTIVES["latency"].column == "latency_ms"
+    assert objective_for_column("latency_ms").name == "latency"
+    with pytest.raises(KeyError):
+        objective_for_column("nope")
+
+
+def test_to_jsonable_drops_non_finite_floats() -> None:
+    value = {"a": (1.0, math.nan), 2: math.inf, "b": {"c": None}, "d": TrialStatus.FAILED}
+    assert to_jsonable(value) == {"a": [1.0, None], "2": None, "b": {"c": None}, "d": "FAILED"}
+
+
+@pytest.mark.parametrize(
+    ("value", "required", "ok"),
+    [
+        (0.15, True, True),
+        (0.0, True, False),
+        (0.0, False, True),
+        (0.9, False, False),
+        (True, False, False),
+        ("0.1", True, False),
+        (-0.1, False, False),
+    ],
+)
+def test_one_val_fraction_rule(value: object, required: bool, ok: bool) -> None:
+    problem = check_val_fraction(value, required=required)
+    assert (problem is None) == ok
+    if problem:
+        assert problem.startswith(f"dataset.val_fraction={value!r}: expected a number in ")
+
+
+def test_a_finished_trial_still_marked_running_was_interrupted() -> None:
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    trial = study.ask()
+    trial.set_user_attr("status", TrialStatus.RUNNING)
+    frozen = study.trials[0]
+    assert trial_status(frozen) == TrialStatus.RUNNING
+    study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+    assert trial_status(study.trials[0]) == TrialStatus.INTERRUPTED
