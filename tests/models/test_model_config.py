@@ -72,6 +72,15 @@ _MODULES = [
     "models.presets",
     "models._config",
     "models._registry",
+    "spaces",
+    "spaces.common",
+    "spaces._context",
+    "spaces._patch_mlp",
+    "spaces.mixer",
+    "spaces.fnet",
+    "spaces.gmlp",
+    "spaces.vit",
+    "spaces.perceiver",
 ]
 
 
