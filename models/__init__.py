@@ -20,7 +20,7 @@ from torch import nn
 
 from . import cost
 from ._config import check_positive_int
-from ._registry import FAMILIES, config_class, model_class
+from ._registry import FAMILIES, config_class, model_factory
 from .presets import PRESETS, Preset
 
 __all__ = [
@@ -54,7 +54,8 @@ def build_model(
     images to ``[B, num_classes]`` logits."""
     cls = config_class(family)
     check_positive_int(family, "num_classes", num_classes)
+    # resolved once, here: the model takes this config as it is
     cfg = cls.resolve(image_size=image_size, in_channels=in_channels, **hparams)
-    return model_class(family)(  # type: ignore[call-arg]
+    return model_factory(family)(
         num_classes=num_classes, image_size=image_size, in_channels=in_channels, config=cfg
     )

@@ -12,12 +12,15 @@ import dataclasses
 import numbers
 import typing
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
-__all__ = ["ModelConfig", "check_positive_int"]
+__all__ = ["ModelConfig", "check_positive_int", "divisors"]
+
+_C = TypeVar("_C", bound="ModelConfig")
 
 
-def _divisors(n: int) -> list[int]:
+def divisors(n: int) -> list[int]:
+    """The divisors of ``n`` in increasing order (what a patch size or head count may be)."""
     return [d for d in range(1, n + 1) if n % d == 0]
 
 
@@ -55,17 +58,21 @@ class ModelConfig:
     divides: ClassVar[tuple[tuple[str, str], ...]] = ()
     #: int fields that must be even
     even: ClassVar[tuple[str, ...]] = ()
+    #: (image_size, in_channels) this instance was resolved for; set on the instance by
+    #: ``resolve`` (not a field: no hyperparameter, not compared, lost by ``replace``)
+    _resolved_for: ClassVar[tuple[int, int] | None] = None
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
+        """The hyperparameter names, in declaration order."""
         return tuple(f.name for f in dataclasses.fields(cls))
 
     @classmethod
-    def resolve(cls, *, image_size: int, in_channels: int = 3, **hparams: Any) -> ModelConfig:
-        """Fill defaults, coerce and validate ``hparams``; return the config."""
+    def resolve(cls: type[_C], *, image_size: int, in_channels: int = 3, **hparams: Any) -> _C:
+        """Fill defaults, coerce and validate ``hparams``; return the config (of ``cls``)."""
         fam = cls.family
         image_size = check_positive_int(fam, "image_size", image_size)
-        check_positive_int(fam, "in_channels", in_channels)
+        in_channels = check_positive_int(fam, "in_channels", in_channels)
         names = cls.field_names()
         for key in hparams:
             if key not in names:
@@ -82,7 +89,16 @@ class ModelConfig:
             values[f.name] = cls._coerce(f.name, hints[f.name], raw)
         cfg = cls(**values)
         cfg._check_relations(image_size)
-        return cfg._finalize(image_size=image_size)
+        cfg = cfg._finalize(image_size=image_size)
+        object.__setattr__(cfg, "_resolved_for", (image_size, in_channels))  # frozen dataclass
+        return cfg
+
+    def resolved(self: _C, *, image_size: int, in_channels: int = 3) -> _C:
+        """This config validated for ``image_size`` images: itself when ``resolve`` made it
+        for these sizes (``build_model`` resolves once), otherwise resolved now."""
+        if self._resolved_for == (image_size, in_channels):
+            return self
+        return type(self).resolve(image_size=image_size, in_channels=in_channels, **self.to_dict())
 
     @classmethod
     def _coerce(cls, name: str, hint: Any, value: Any) -> Any:
@@ -138,7 +154,7 @@ class ModelConfig:
         fam = self.family
         patch = self.to_dict()["patch_size"]  # every family has one
         if image_size % patch:
-            allowed = ", ".join(map(str, _divisors(image_size)))
+            allowed = ", ".join(map(str, divisors(image_size)))
             raise _fail(
                 fam,
                 "patch_size",
@@ -148,7 +164,7 @@ class ModelConfig:
         for divisor_name, name in self.divides:
             divisor, value = getattr(self, divisor_name), getattr(self, name)
             if value % divisor:
-                allowed = ", ".join(map(str, _divisors(value)))
+                allowed = ", ".join(map(str, divisors(value)))
                 raise _fail(
                     fam,
                     divisor_name,
@@ -160,9 +176,10 @@ class ModelConfig:
             if value % 2:
                 raise _fail(fam, name, value, "must be even; allowed: even integers >= 2")
 
-    def _finalize(self, *, image_size: int) -> ModelConfig:
+    def _finalize(self: _C, *, image_size: int) -> _C:
         """Hook for defaults that depend on the image size (e.g. Perceiver's max_freq)."""
         return self
 
     def to_dict(self) -> dict[str, Any]:
+        """The hyperparameters as a plain dict, in declaration order."""
         return dataclasses.asdict(self)

@@ -7,8 +7,8 @@ Block (post-LN, as in the paper and the Keras seed ``seeds/004_*.txt``):
 ``x = LN(x + Re(FFT2(x)))`` then ``x = LN(x + FeedForward(x))``; the 2-D FFT runs over the
 (sequence, hidden) dims and has no parameters. The seed's embedding_dim is our hidden_dim,
 its FFN width (= embedding_dim) our mlp_dim, ``positional_encoding=True`` our
-pos_embedding. Built on the Mixer classifier skeleton (no extra final LayerNorm: the blocks
-already end with one).
+pos_embedding. The Mixer classifier (``mixer.PatchClassifier``) with this block, and no
+extra final LayerNorm: the blocks already end with one.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from torch import Tensor, nn
 
 from ._config import ModelConfig
 from .layers import Mlp
-from .mixer import PatchClassifier
+from .mixer import PatchBlock
 
-__all__ = ["FNet", "FNetBlock", "FNetConfig", "FourierMixing"]
+__all__ = ["FNetBlock", "FNetConfig", "FourierMixing"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,51 +50,19 @@ class FourierMixing(nn.Module):
         return torch.fft.fft2(x.float(), dim=(-2, -1)).real.to(x.dtype)
 
 
-class FNetBlock(nn.Module):
+class FNetBlock(PatchBlock):
     """Post-LN FNet encoder block: Fourier mixing and a feed-forward MLP, each + residual."""
 
-    def __init__(self, *, dim: int, mlp_dim: int, dropout: float = 0.0):
-        super().__init__()
-        self.mixing = FourierMixing()
+    final_norm: ClassVar[bool] = False  # the block ends with a LayerNorm
+
+    def __init__(self, *, num_tokens: int, config: FNetConfig):
+        super().__init__(num_tokens=num_tokens, config=config)
+        dim = config.hidden_dim
+        self.mixing = FourierMixing()  # no parameters: any number of tokens
         self.norm1 = nn.LayerNorm(dim)
-        self.mlp = Mlp(in_dim=dim, hidden_dim=mlp_dim, dropout=dropout)
+        self.mlp = Mlp(in_dim=dim, hidden_dim=config.mlp_dim, dropout=config.dropout)
         self.norm2 = nn.LayerNorm(dim)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.norm1(x + self.mixing(x))  # [B, M, E]
         return self.norm2(x + self.mlp(x))  # [B, M, E]
-
-
-class FNet(PatchClassifier):
-    """FNet classifier over ``[B, C, H, W]`` images; returns ``[B, num_classes]``."""
-
-    def __init__(
-        self,
-        *,
-        num_classes: int,
-        image_size: int,
-        in_channels: int = 3,
-        config: FNetConfig | None = None,
-    ):
-        cfg = FNetConfig.resolve(
-            image_size=image_size, in_channels=in_channels, **(config or FNetConfig()).to_dict()
-        )
-        assert isinstance(cfg, FNetConfig)
-
-        def make_block(num_tokens: int) -> nn.Module:
-            return FNetBlock(dim=cfg.hidden_dim, mlp_dim=cfg.mlp_dim, dropout=cfg.dropout)
-
-        super().__init__(
-            num_classes=num_classes,
-            image_size=image_size,
-            in_channels=in_channels,
-            patch_size=cfg.patch_size,
-            hidden_dim=cfg.hidden_dim,
-            num_blocks=cfg.num_blocks,
-            make_block=make_block,
-            pool=cfg.pool,
-            pos_embedding=cfg.pos_embedding,
-            final_norm=False,
-            dropout=cfg.dropout,
-        )
-        self.config = cfg

@@ -8,7 +8,7 @@ initialised near identity (weight ~ U(-1e-3, 1e-3), bias 1, so the gate starts a
 returns ``u * v``. The residual adds to the block INPUT; the Keras seed (``seeds/004_*.txt``)
 adds it to the normalised input, a defect we do not copy. Seed names: embedding_dim is our
 hidden_dim, ``embedding_dim * 2`` our ffn_dim. Like timm, gMLP is the Mixer classifier
-skeleton with a different block.
+(``mixer.PatchClassifier``) with a different block.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from typing import ClassVar
 from torch import Tensor, nn
 
 from ._config import ModelConfig
-from .mixer import PatchClassifier
+from .mixer import PatchBlock
 
-__all__ = ["GMlp", "GMlpBlock", "GMlpConfig", "SpatialGatingUnit"]
+__all__ = ["GMlpBlock", "GMlpConfig", "SpatialGatingUnit"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,6 +31,8 @@ class GMlpConfig(ModelConfig):
     family: ClassVar[str] = "gmlp"
     choices: ClassVar = {"pool": ("mean", "flatten")}
     even: ClassVar = ("ffn_dim",)
+    #: not searched: the spatial projection's weights are per position already
+    pos_embedding: ClassVar[bool] = False
 
     patch_size: int = 4
     hidden_dim: int = 128  # d_model
@@ -47,10 +49,10 @@ class SpatialGatingUnit(nn.Module):
         super().__init__()
         self.norm = nn.LayerNorm(dim // 2)
         self.proj = nn.Linear(num_tokens, num_tokens)
-        self.reset_gate()
+        self.init_weights()  # a unit built on its own starts as the paper says, too
 
-    def reset_gate(self) -> None:
-        """Near-identity start: tiny weights, unit bias (the paper's init)."""
+    def init_weights(self) -> None:
+        """Near-identity start: tiny weights, unit bias (the paper's init), so u * v ~ u."""
         nn.init.uniform_(self.proj.weight, -1e-3, 1e-3)
         nn.init.ones_(self.proj.bias)
 
@@ -60,59 +62,23 @@ class SpatialGatingUnit(nn.Module):
         return u * v
 
 
-class GMlpBlock(nn.Module):
+class GMlpBlock(PatchBlock):
     """Pre-LN gMLP block with the residual on the un-normalised input."""
 
-    def __init__(self, *, dim: int, ffn_dim: int, num_tokens: int, dropout: float = 0.0):
-        super().__init__()
+    def __init__(self, *, num_tokens: int, config: GMlpConfig):
+        super().__init__(num_tokens=num_tokens, config=config)
+        dim, ffn_dim = config.hidden_dim, config.ffn_dim
         self.norm = nn.LayerNorm(dim)
         self.proj_in = nn.Linear(dim, ffn_dim)
         self.act = nn.GELU()
-        self.drop = nn.Dropout(dropout)
+        self.drop = nn.Dropout(config.dropout)
         self.sgu = SpatialGatingUnit(dim=ffn_dim, num_tokens=num_tokens)
         self.proj_out = nn.Linear(ffn_dim // 2, dim)
+
+    def init_weights(self) -> None:
+        """The spatial gate starts near identity; the other weights keep the model's init."""
+        self.sgu.init_weights()
 
     def forward(self, x: Tensor) -> Tensor:
         y = self.drop(self.act(self.proj_in(self.norm(x))))  # [B, M, F]
         return x + self.drop(self.proj_out(self.sgu(y)))  # [B, M, E]
-
-
-class GMlp(PatchClassifier):
-    """gMLP classifier over ``[B, C, H, W]`` images; returns ``[B, num_classes]``."""
-
-    def __init__(
-        self,
-        *,
-        num_classes: int,
-        image_size: int,
-        in_channels: int = 3,
-        config: GMlpConfig | None = None,
-    ):
-        cfg = GMlpConfig.resolve(
-            image_size=image_size, in_channels=in_channels, **(config or GMlpConfig()).to_dict()
-        )
-        assert isinstance(cfg, GMlpConfig)
-
-        def make_block(num_tokens: int) -> nn.Module:
-            return GMlpBlock(
-                dim=cfg.hidden_dim,
-                ffn_dim=cfg.ffn_dim,
-                num_tokens=num_tokens,
-                dropout=cfg.dropout,
-            )
-
-        super().__init__(
-            num_classes=num_classes,
-            image_size=image_size,
-            in_channels=in_channels,
-            patch_size=cfg.patch_size,
-            hidden_dim=cfg.hidden_dim,
-            num_blocks=cfg.num_blocks,
-            make_block=make_block,
-            pool=cfg.pool,
-            dropout=cfg.dropout,
-        )
-        for module in self.modules():  # the skeleton's generic init overwrote the gate
-            if isinstance(module, SpatialGatingUnit):
-                module.reset_gate()
-        self.config = cfg

@@ -35,7 +35,8 @@ POOLS = ("cls", "mean", "flatten")
 def init_weights(module: nn.Module) -> None:
     """ViT-style init: truncated normal (std 0.02) for linear weights, zero biases.
 
-    Use with ``model.apply(init_weights)``; modules needing another init reset themselves after.
+    Models apply it to every module (``model.apply(init_weights)``), then give the modules
+    that need another init their own (a gMLP block's ``init_weights()``, timm's override order).
     """
     if isinstance(module, nn.Linear):
         nn.init.trunc_normal_(module.weight, std=0.02)
@@ -117,13 +118,13 @@ def fourier_features(grid: Sequence[int], *, num_bands: int, max_freq: float) ->
 
 
 class FourierFeatures(nn.Module):
-    features: Tensor
-
     """Concatenate fixed Fourier position features to a ``[B, M, C]`` data array.
 
     Output ``[B, M, C + 2*(2F+1)]`` for a 2-D ``grid``. The features are a non-persistent
     buffer: no parameters, not in the state dict.
     """
+
+    features: Tensor  # [M, d*(2F+1)], registered in __init__
 
     def __init__(self, *, grid: Sequence[int], num_bands: int, max_freq: float):
         super().__init__()

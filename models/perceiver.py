@@ -89,7 +89,10 @@ class PerceiverConfig(ModelConfig):
 
 
 class Perceiver(nn.Module):
-    """Perceiver classifier over ``[B, C, H, W]`` images; returns logits ``[B, num_classes]``."""
+    """Perceiver classifier over ``[B, C, H, W]`` images; returns logits ``[B, num_classes]``.
+
+    ``config`` is resolved here unless ``build_model`` did it already.
+    """
 
     def __init__(
         self,
@@ -100,9 +103,8 @@ class Perceiver(nn.Module):
         config: PerceiverConfig | None = None,
     ):
         super().__init__()
-        hparams = (config or PerceiverConfig()).to_dict()
-        cfg = PerceiverConfig.resolve(image_size=image_size, in_channels=in_channels, **hparams)
-        assert isinstance(cfg, PerceiverConfig) and cfg.max_freq is not None
+        cfg = (config or PerceiverConfig()).resolved(image_size=image_size, in_channels=in_channels)
+        assert cfg.max_freq is not None  # resolve sets it (the Nyquist rate) when None
         self.config = cfg
         d = cfg.latent_dim
         self.patch_embed = PatchEmbed(
@@ -154,6 +156,10 @@ class Perceiver(nn.Module):
         ]
         self.norm = nn.LayerNorm(d)
         self.head = ClassifierHead(in_dim=d, num_classes=num_classes, dropout=cfg.dropout)
+        self.init_weights()
+
+    def init_weights(self) -> None:
+        """ViT-style init of every module, then the latent array (truncated normal, std 0.02)."""
         self.apply(init_weights)
         nn.init.trunc_normal_(self.latents, std=0.02)
 

@@ -48,7 +48,10 @@ class ViTConfig(ModelConfig):
 
 
 class VisionTransformer(nn.Module):
-    """ViT classifier over ``[B, C, H, W]`` images; returns logits ``[B, num_classes]``."""
+    """ViT classifier over ``[B, C, H, W]`` images; returns logits ``[B, num_classes]``.
+
+    ``config`` is resolved here unless ``build_model`` did it already.
+    """
 
     def __init__(
         self,
@@ -59,10 +62,7 @@ class VisionTransformer(nn.Module):
         config: ViTConfig | None = None,
     ):
         super().__init__()
-        cfg = ViTConfig.resolve(
-            image_size=image_size, in_channels=in_channels, **(config or ViTConfig()).to_dict()
-        )
-        assert isinstance(cfg, ViTConfig)
+        cfg = (config or ViTConfig()).resolved(image_size=image_size, in_channels=in_channels)
         self.config = cfg
         e = cfg.embed_dim
         self.patch_embed = PatchEmbed(
@@ -95,6 +95,10 @@ class VisionTransformer(nn.Module):
             hidden_units=cfg.head_units,
             dropout=cfg.dropout,
         )
+        self.init_weights()
+
+    def init_weights(self) -> None:
+        """ViT-style init of every module, then the class token (truncated normal, std 0.02)."""
         self.apply(init_weights)
         if self.cls_token is not None:
             nn.init.trunc_normal_(self.cls_token, std=0.02)

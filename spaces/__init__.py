@@ -3,7 +3,9 @@
 Spaces only describe: no training, no I/O. Parameter names are namespaced by family
 (``perceiver.num_latents``) except the shared training ones (``lr``, ``batch_size``...), so a
 joint study over several families keeps one distribution per name. A proposal is a flat dict
-``{"family": ..., <model hparams>..., <TRAIN_KEYS>...}``.
+``{"family": ..., <model hparams>..., <TRAIN_KEYS>...}``. A family's space names its
+parameters through ``ctx.family("<family>")``; Mixer, FNet and gMLP, one classifier in
+``models``, share one space definition (``spaces/_patch_mlp.py``) with their own MLP widths.
 """
 
 from __future__ import annotations

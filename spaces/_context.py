@@ -3,6 +3,7 @@
 Overrides are checked where they are used (:func:`check_override`), so a malformed one is a
 ``ValueError("space.<name>=<value>: <what is allowed>")`` and never an Optuna or arithmetic
 error deep inside a trial; ``search.experiment`` runs the same checks when an experiment loads.
+``ctx.family("vit")`` gives the same helpers with names scoped to one family (``vit.depth``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from typing import Any, Literal
 
 import optuna
 
-__all__ = ["MAX_CHOICES", "OverrideKind", "SpaceContext", "check_override"]
+from models._config import divisors
+
+__all__ = ["MAX_CHOICES", "FamilyScope", "OverrideKind", "SpaceContext", "check_override"]
 
 #: How a parameter is searched: ``choice`` (categorical), ``patch`` (a categorical of patch
 #: sizes, filtered to those dividing the image) or ``range`` (log-uniform ``[low, high]``).
@@ -89,6 +92,11 @@ class SpaceContext:
     in_channels: int = 3
     overrides: Mapping[str, Any] = field(default_factory=dict)
 
+    def family(self, family: str) -> FamilyScope:
+        """The helpers below with names scoped to ``family``: ``ctx.family("fnet").choice(trial,
+        "hidden_dim", ...)`` suggests ``fnet.hidden_dim``."""
+        return FamilyScope(self, family)
+
     def _override(self, name: str, kind: OverrideKind, default: Sequence[Any]) -> list[Any]:
         if name not in self.overrides:
             return list(default)
@@ -108,9 +116,7 @@ class SpaceContext:
         if not valid:
             raise ValueError(
                 f"space.{name}={wanted}: none divides image_size={self.image_size}; allowed: "
-                + ", ".join(
-                    str(d) for d in range(1, self.image_size + 1) if self.image_size % d == 0
-                )
+                + ", ".join(map(str, divisors(self.image_size)))
             )
         return int(trial.suggest_categorical(name, valid))
 
@@ -120,3 +126,29 @@ class SpaceContext:
         if low == high:
             return float(trial.suggest_categorical(name, [low]))
         return trial.suggest_float(name, low, high, log=True)
+
+
+@dataclass(frozen=True)
+class FamilyScope:
+    """A :class:`SpaceContext` whose parameter names are prefixed ``<family>.``, so a family's
+    space names each parameter once (``"num_latents"`` suggests ``perceiver.num_latents``)."""
+
+    context: SpaceContext
+    family: str
+
+    @property
+    def image_size(self) -> int:
+        """The side of the (square) input images."""
+        return self.context.image_size
+
+    def name(self, name: str) -> str:
+        """The full parameter name: ``<family>.<name>``."""
+        return f"{self.family}.{name}"
+
+    def choice(self, trial: optuna.Trial, name: str, default: Sequence[Any]) -> Any:
+        """:meth:`SpaceContext.choice` of ``<family>.<name>``."""
+        return self.context.choice(trial, self.name(name), default)
+
+    def patch_size(self, trial: optuna.Trial, name: str, default: Sequence[int]) -> int:
+        """:meth:`SpaceContext.patch_size` of ``<family>.<name>``."""
+        return self.context.patch_size(trial, self.name(name), default)

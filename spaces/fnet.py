@@ -7,16 +7,11 @@ from typing import Any
 import optuna
 
 from spaces._context import SpaceContext
+from spaces._patch_mlp import patch_mlp_space
 
 __all__ = ["space"]
 
 
 def space(trial: optuna.Trial, ctx: SpaceContext) -> dict[str, Any]:
-    p = "fnet."
-    return {
-        "patch_size": ctx.patch_size(trial, p + "patch_size", (2, 4, 8)),
-        "hidden_dim": ctx.choice(trial, p + "hidden_dim", (32, 64, 128, 256)),
-        "num_blocks": ctx.choice(trial, p + "num_blocks", (2, 4, 8)),
-        "mlp_dim": ctx.choice(trial, p + "mlp_dim", (64, 128, 256, 512)),
-        "dropout": ctx.choice(trial, p + "dropout", (0.0, 0.1)),
-    }
+    """The shared patch-MLP space with the feed-forward width ``mlp_dim``."""
+    return patch_mlp_space(trial, ctx.family("fnet"), mlp_dim=(64, 128, 256, 512))

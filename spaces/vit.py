@@ -12,13 +12,14 @@ __all__ = ["space"]
 
 
 def space(trial: optuna.Trial, ctx: SpaceContext) -> dict[str, Any]:
-    p = "vit."
+    """Patch size, width, depth, heads, MLP ratio, pool, dropout."""
+    f = ctx.family("vit")
     return {
-        "patch_size": ctx.patch_size(trial, p + "patch_size", (2, 4, 8)),
-        "embed_dim": ctx.choice(trial, p + "embed_dim", (32, 64, 128)),  # multiples of 8
-        "depth": ctx.choice(trial, p + "depth", (2, 4, 6, 8)),
-        "num_heads": ctx.choice(trial, p + "num_heads", (2, 4, 8)),  # divide every width
-        "mlp_ratio": ctx.choice(trial, p + "mlp_ratio", (2.0, 4.0)),
-        "pool": ctx.choice(trial, p + "pool", ("cls", "mean")),
-        "dropout": ctx.choice(trial, p + "dropout", (0.0, 0.1)),
+        "patch_size": f.patch_size(trial, "patch_size", (2, 4, 8)),
+        "embed_dim": f.choice(trial, "embed_dim", (32, 64, 128)),  # multiples of 8
+        "depth": f.choice(trial, "depth", (2, 4, 6, 8)),
+        "num_heads": f.choice(trial, "num_heads", (2, 4, 8)),  # divide every width
+        "mlp_ratio": f.choice(trial, "mlp_ratio", (2.0, 4.0)),
+        "pool": f.choice(trial, "pool", ("cls", "mean")),
+        "dropout": f.choice(trial, "dropout", (0.0, 0.1)),
     }
