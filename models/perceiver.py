@@ -49,7 +49,7 @@ from torch import Tensor, nn
 from ._config import ModelConfig
 from .layers import Block, ClassifierHead, FourierFeatures, PatchEmbed, PosEmbed, init_weights
 
-__all__ = ["Perceiver", "PerceiverConfig"]
+__all__ = ["AtIterations", "Perceiver", "PerceiverConfig"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,11 +167,47 @@ class Perceiver(nn.Module):
         """The latent array is a learned input, not a weight: no decay (timm convention)."""
         return {"latents"}
 
-    def forward(self, images: Tensor) -> Tensor:
+    def forward(
+        self, images: Tensor, iterations: int | None = None, *, every_iteration: bool = False
+    ) -> Tensor:
+        """Logits ``[B, num_classes]`` after ``iterations`` cross-attends (default: all).
+
+        ``every_iteration``: the logits after each of the first ``iterations`` instead,
+        ``[iterations, B, num_classes]``: the shared norm and head read the latents after each
+        iteration, so row ``k - 1`` equals ``forward(images, k)`` (the anytime Perceiver).
+        """
+        k = self._iterations(iterations)
         data = self.pos(self.patch_embed(images))  # [B, M, C]
         x = self.latents.expand(images.shape[0], -1, -1)  # [B, N, D]
-        for ci, li in self.schedule:
+        outputs = []
+        for ci, li in self.schedule[:k]:
             x = self.cross_blocks[ci](x, data)  # [B, N, D]: latents attend to the data
             x = self.latent_blocks[li](x)  # [B, N, D]: latent self-attention
-        x = self.norm(x).mean(dim=1)  # [B, D]
-        return self.head(x)
+            if every_iteration:
+                outputs.append(self._classify(x))
+        return torch.stack(outputs) if every_iteration else self._classify(x)
+
+    def _classify(self, x: Tensor) -> Tensor:
+        return self.head(self.norm(x).mean(dim=1))  # [B, D] -> [B, num_classes]
+
+    def _iterations(self, iterations: int | None) -> int:
+        total = self.config.num_iterations
+        if iterations is None:
+            return total
+        if isinstance(iterations, bool) or not 1 <= int(iterations) <= total:
+            raise ValueError(f"iterations={iterations!r}: allowed: 1..{total} (num_iterations)")
+        return int(iterations)
+
+
+class AtIterations(nn.Module):
+    """A Perceiver run with its first ``iterations`` cross-attends only (the k-iteration model
+    of an anytime Perceiver: what ``models.cost.measure`` counts for that point)."""
+
+    def __init__(self, model: Perceiver, iterations: int) -> None:
+        super().__init__()
+        model._iterations(iterations)  # validated now, not at the first call
+        self.model = model
+        self.iterations = iterations
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.model(images, self.iterations)
