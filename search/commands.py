@@ -9,7 +9,7 @@ from typing import Any
 
 from search import storage
 from search.errors import UserError
-from search.experiment import list_presets, load_experiment, redact
+from search.experiment import Experiment, list_presets, load_experiment, redact
 
 __all__ = ["register"]
 
@@ -200,10 +200,10 @@ def _print_plan(exp: Any, *, resuming: bool = False) -> None:
         + (f" from {ds.data_dir}" if ds.data_dir else ""),
         f"  families    {', '.join(exp.families)}",
         f"  trials      {exp.num_trials} x up to {exp.epochs} epochs; sampler {exp.sampler}, "
-        f"families {'in equal shares' if exp.family_allocation == 'equal' else 'by the sampler'}"
-        f", early stopping {exp.scheduler.name}",
+        f"families {_allocation(exp)}, early stopping {exp.scheduler.name}",
         f"  recipe      augment {exp.augment_policy()}, precision {exp.training.precision}, "
-        f"ZeRO stage {exp.training.zero_stage}",
+        f"ZeRO stage {exp.training.zero_stage}"
+        + (f", anytime Perceiver ({exp.training.anytime_loss})" if exp.training.anytime else ""),
         "  objectives  " + ", ".join(f"{k} ({v})" for k, v in exp.objectives.items()),
     ]
     if exp.budget.max_flops or exp.budget.max_params:
@@ -251,3 +251,9 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4f}" if abs(value) < 10 else f"{value:.4g}"
     return str(value)
+
+
+def _allocation(exp: Experiment) -> str:
+    if exp.family_trials:
+        return "in shares " + ", ".join(f"{f} {n}" for f, n in exp.family_trials.items())
+    return "in equal shares" if exp.family_allocation == "equal" else "by the sampler"

@@ -129,6 +129,11 @@ class TrainingConfig:
     augment: str = "auto"
     eval_test: bool = True
     num_threads: int | None = None
+    # The anytime Perceiver (needs perceiver.share_weights=true): one trial trains with a loss
+    # over the iteration counts and records a front point for each k = 1..num_iterations.
+    anytime: bool = False
+    # all: the mean loss of the shared head after every iteration; sampled: one k per step
+    anytime_loss: Literal["all", "sampled"] = "all"
 
 
 @dataclass(frozen=True)
@@ -158,6 +163,9 @@ class Experiment:
     # equal: families take turns (least-trained first), the sampler searches within the family;
     # sampler: the sampler chooses the family too
     family_allocation: Literal["equal", "sampler"] = "equal"
+    # With equal allocation: each family's own number of trials (they sum to num_trials);
+    # empty: equal shares.
+    family_trials: dict[str, int] = field(default_factory=dict)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     budget: Budget = field(default_factory=Budget)
     training: TrainingConfig = field(default_factory=TrainingConfig)
@@ -180,6 +188,13 @@ class Experiment:
     @property
     def objective_modes(self) -> list[str]:
         return list(self.objectives.values())
+
+    def family_shares(self) -> dict[str, int] | None:
+        """Each family's share of the trials under equal allocation (None: the sampler picks
+        the family); equal shares unless ``family_trials`` sets them."""
+        if self.family_allocation != "equal":
+            return None
+        return dict(self.family_trials) or dict.fromkeys(self.families, 1)
 
     def augment_policy(self) -> str:
         """The augmentation policy trials train with (``auto`` resolved for the dataset)."""
@@ -584,6 +599,7 @@ def _check_values(exp: Experiment) -> None:
     _check_dataset(exp)
     positive("num_trials", exp.num_trials)
     _in_range("num_trials", exp.num_trials, 1, _MAX_COUNT)
+    _check_family_trials(exp)
     positive("epochs", exp.epochs)
     _in_range("epochs", exp.epochs, 1, _MAX_COUNT)
     if not 2 <= len(exp.objectives) <= 3:
@@ -642,6 +658,49 @@ def _check_values(exp: Experiment) -> None:
         _check_storage(exp.storage)
     _check_output_dir(exp)
     _check_space(exp)
+    _check_anytime(exp)
+
+
+def _check_family_trials(exp: Experiment) -> None:
+    shares = exp.family_trials
+    if not shares:
+        return
+    if exp.family_allocation != "equal":
+        raise UserError(
+            f"family_trials={shares}: needs family_allocation=equal (with `sampler` the "
+            "sampler chooses each trial's family)"
+        )
+    if set(shares) != set(exp.families):
+        raise UserError(
+            f"family_trials={shares}: give a number for each family searched and no other; "
+            f"families={list(exp.families)}"
+        )
+    for family, n in shares.items():
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise UserError(f"family_trials.{family}={n!r}: expected a whole number >= 1")
+    if sum(shares.values()) != exp.num_trials:
+        raise UserError(
+            f"family_trials={shares}: sums to {sum(shares.values())}, but num_trials="
+            f"{exp.num_trials}; set num_trials to the sum"
+        )
+
+
+def _check_anytime(exp: Experiment) -> None:
+    """``training.anytime`` needs a Perceiver whose iterations share weights."""
+    if not exp.training.anytime:
+        return
+    if "perceiver" not in exp.families:
+        raise UserError(
+            "training.anytime=true: only the Perceiver has anytime iterations; add perceiver "
+            "to families or set training.anytime=false"
+        )
+    shared = exp.space.get("perceiver.share_weights", [True, False])
+    if list(shared) != [True]:
+        raise UserError(
+            f"training.anytime=true: needs perceiver.share_weights=[true] in the space (got "
+            f"{list(shared)}): only with shared weights is iteration k of one model the "
+            "k-iteration model"
+        )
 
 
 def _expand(path_field: str, value: str) -> Path:

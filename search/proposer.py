@@ -21,13 +21,19 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import optuna
 from optuna.trial import TrialState
 
-from search.vocabulary import TrialStatus, to_jsonable
+from search.vocabulary import (
+    ANYTIME_ITERATIONS,
+    ANYTIME_OF,
+    ANYTIME_PARAM,
+    TrialStatus,
+    to_jsonable,
+)
 
 __all__ = ["BUDGET_METRICS", "Proposer", "config_key"]
 
@@ -53,6 +59,14 @@ Space = Callable[[optuna.Trial], dict[str, Any]]
 Estimator = Callable[[dict[str, Any]], dict[str, float]]
 
 
+def _shares(families: Sequence[str] | Mapping[str, int] | None) -> dict[str, int] | None:
+    if not families:
+        return None
+    if isinstance(families, Mapping):
+        return dict(families)
+    return dict.fromkeys(families, 1)
+
+
 def config_key(config: Mapping[str, Any]) -> str:
     """A configuration's identity (floats as stored, keys sorted)."""
     return json.dumps(to_jsonable(dict(config)), sort_keys=True)
@@ -76,7 +90,7 @@ class Proposer:
         estimate_fn: Estimator,
         limits: Mapping[str, float | None],
         max_epochs: int,
-        families: tuple[str, ...] | None = None,
+        families: Sequence[str] | Mapping[str, int] | None = None,
         max_attempts: int = 200,
     ) -> None:
         self.study = study
@@ -85,7 +99,8 @@ class Proposer:
         self._estimate = estimate_fn
         self._limits = {k: float(v) for k, v in sorted(limits.items()) if v is not None}
         self._max_epochs = max_epochs
-        self._families = tuple(families) if families else None
+        # family -> its share of the trials (equal: 1 each); None: the sampler picks
+        self._shares = _shares(families)
         self.max_attempts = max_attempts
         self._trained = {
             config_key(t.user_attrs["config"])
@@ -146,17 +161,19 @@ class Proposer:
 
     def next_family(self) -> str | None:
         """The family whose turn it is (None: the sampler chooses, or a re-queued trial waits)."""
-        if self._families is None:
+        if self._shares is None:
             return None
         trials = self.study.get_trials(deepcopy=False)
         if any(t.state == TrialState.WAITING for t in trials):
             return None  # a re-queued trial comes first, with its own family
-        turns = dict.fromkeys(self._families, 0)
+        turns = dict.fromkeys(self._shares, 0)
         for t in trials:
             fam = t.user_attrs.get("family")
-            if fam in turns and t.user_attrs.get("status") in TrialStatus.took_a_turn():
+            took_a_turn = t.user_attrs.get("status") in TrialStatus.took_a_turn()
+            if fam in turns and took_a_turn and ANYTIME_OF not in t.user_attrs:
                 turns[fam] += 1
-        return min(self._families, key=lambda f: turns[f])
+        shares = self._shares  # the family furthest behind its share; ties in order
+        return min(shares, key=lambda f: turns[f] / shares[f])
 
     def _infeasible_values(self, estimate: Mapping[str, float]) -> list[float]:
         """Worst-case values: the constraints, not these, rank infeasible trials."""
@@ -196,7 +213,34 @@ class Proposer:
             return TrialStatus.STOPPED
         trial.set_user_attr("status", TrialStatus.COMPLETE)
         self.study.tell(trial, [float(v) for v in values if v is not None])
+        for point in result.get("anytime") or []:
+            self._add_anytime_point(trial, point)
         return TrialStatus.COMPLETE
+
+    def _add_anytime_point(self, parent: optuna.Trial, point: Mapping[str, Any]) -> None:
+        """Record the parent's evaluation with ``point["iterations"]`` iterations as a trial
+        of its own (COMPLETE, its own values and cost), so the sampler learns from it and it
+        is a point on the fronts; ``anytime_of`` links it to the run that trained it. The
+        parent's own iteration count is the parent; a count outside the space is not told."""
+        frozen = next(t for t in self.study.get_trials(deepcopy=False) if t.number == parent.number)
+        name = ANYTIME_PARAM.get(str(frozen.params.get("family")))
+        k = int(point["iterations"])
+        values = [point.get(m) for m in self._objectives]
+        finite = all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
+        if name is None or frozen.params.get(name) == k or not finite:
+            return
+        if not _allows(frozen.distributions.get(name), k):
+            return
+        config = {**frozen.user_attrs["config"], name.split(".", 1)[1]: k}
+        self.study.add_trial(
+            optuna.trial.create_trial(
+                params={**frozen.params, name: k},
+                distributions=dict(frozen.distributions),
+                values=[float(v) for v in values],  # type: ignore[arg-type]
+                user_attrs=_anytime_attrs(frozen, point, config, k),
+            )
+        )
+        self._trained.add(config_key(config))
 
     def fail(self, trial: optuna.Trial, reason: str) -> None:
         """Tell the study the trial failed, with its reason."""
@@ -207,3 +251,27 @@ class Proposer:
         trial.set_user_attr("status", status)
         trial.set_user_attr("failure_reason", reason)
         trial.set_user_attr("finished_at", time.time())
+
+
+def _allows(distribution: optuna.distributions.BaseDistribution | None, value: int) -> bool:
+    if isinstance(distribution, optuna.distributions.CategoricalDistribution):
+        return value in distribution.choices
+    return False
+
+
+def _anytime_attrs(
+    parent: optuna.trial.FrozenTrial, point: Mapping[str, Any], config: dict[str, Any], k: int
+) -> dict[str, Any]:
+    """The user attributes of the anytime point ``k`` of ``parent``."""
+    kept = ("family", "started_at", "finished_at", "epochs_run")
+    tid = parent.user_attrs.get("tune_trial_id") or f"optuna-{parent.number}"
+    return {
+        **{a: parent.user_attrs[a] for a in kept if a in parent.user_attrs},
+        **{m: point[m] for m in _RESULT_ATTRS if isinstance(point.get(m), (int, float))},
+        "config": config,
+        "status": str(TrialStatus.COMPLETE),
+        "tune_trial_id": f"{tid}@k{k}",
+        ANYTIME_OF: tid,
+        ANYTIME_ITERATIONS: k,
+        "train_time_s": 0.0,  # its compute is the parent's
+    }

@@ -16,7 +16,7 @@ from typing import Any
 import optuna
 
 from search import storage
-from search.vocabulary import OBJECTIVES, TrialStatus, to_jsonable
+from search.vocabulary import ANYTIME_ITERATIONS, ANYTIME_OF, OBJECTIVES, TrialStatus, to_jsonable
 
 __all__ = [
     "ROW_COLUMNS",
@@ -45,6 +45,8 @@ ROW_COLUMNS = (
     "train_time_s",
     "started_at",
     "finished_at",
+    "anytime_of",
+    "anytime_iterations",
 )
 
 
@@ -104,6 +106,9 @@ def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
             "train_time_s": a.get("train_time_s", 0.0),
             "started_at": a.get("started_at"),
             "finished_at": a.get("finished_at"),
+            # an anytime point: the trial that trained it, and the iterations it ran
+            "anytime_of": a.get(ANYTIME_OF),
+            "anytime_iterations": a.get(ANYTIME_ITERATIONS),
         }
         config = dict(a.get("config") or {})
         for key, value in config.items():

@@ -7,7 +7,7 @@ families' equal shares, the no-repeat rule and the books (see its module docstri
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import optuna
@@ -35,7 +35,7 @@ class BudgetedOptunaSearch(OptunaSearch):
         estimate_fn: Callable[[dict[str, Any]], dict[str, float]],
         limits: dict[str, float | None],
         max_epochs: int,
-        families: tuple[str, ...] | None = None,
+        families: Sequence[str] | Mapping[str, int] | None = None,
         max_infeasible_in_a_row: int = 200,
         **kwargs: Any,
     ) -> None:

@@ -550,7 +550,7 @@ def _fit(
             estimate_fn=CostEstimator(data.image_size, data.in_channels, data.num_classes),
             limits=limits,
             max_epochs=exp.epochs,
-            families=exp.families if exp.family_allocation == "equal" else None,
+            families=exp.family_shares(),
             # A new seed per (re)start: a resume must not replay the first run's proposals.
             sampler=make_sampler(
                 exp.sampler,

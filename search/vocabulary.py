@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 __all__ = [
+    "ANYTIME_ITERATIONS",
+    "ANYTIME_OF",
+    "ANYTIME_PARAM",
     "DATASETS",
     "DOWNLOADABLE_DATASETS",
     "FAMILIES",
@@ -66,6 +69,14 @@ class TrialStatus(enum.StrEnum):
 #: The model families, in the order reports list them (``models.FAMILIES`` is the same tuple:
 #: a test holds them equal; written here so that loading an experiment never imports torch).
 FAMILIES: tuple[str, ...] = ("perceiver", "vit", "mixer", "fnet", "gmlp")
+
+#: The parameter an anytime trial evaluates at every value, per family that has one (the
+#: Perceiver's iterations: ``training.anytime``).
+ANYTIME_PARAM: dict[str, str] = {"perceiver": "perceiver.num_iterations"}
+#: User attribute (and results column) of an anytime point: the trial that trained it.
+ANYTIME_OF = "anytime_of"
+#: User attribute (and results column) of an anytime point: the iterations it ran.
+ANYTIME_ITERATIONS = "anytime_iterations"
 
 #: Datasets ``search.data.load_dataset`` reads.
 DatasetName = Literal["digits", "cifar10", "cifar100", "imagefolder", "synthetic"]

@@ -82,6 +82,20 @@ def test_overrides_are_typed_and_nested() -> None:
             "'perceiver.num_latents'?)",
         ),
         ("space.adamw.lr=0.1", "space.adamw.lr=0.1: expected a non-empty list of choices"),
+        (
+            "family_trials={perceiver: 4}",
+            "family_trials={'perceiver': 4}: give a number for each family searched",
+        ),
+        (
+            "family_trials={perceiver: 4, mixer: 1}",
+            "sums to 5, but num_trials=6; set num_trials to the sum",
+        ),
+        ("family_trials={perceiver: 5, mixer: 0}", "family_trials.mixer=0: expected a whole"),
+        (
+            "training.anytime=true",
+            "training.anytime=true: needs perceiver.share_weights=[true] in the space",
+        ),
+        ("training.anytime_loss=mean", "training.anytime_loss='mean': not allowed; allowed: all"),
     ],
 )
 def test_bad_values_name_field_value_and_allowed(override: str, message: str) -> None:
@@ -89,6 +103,23 @@ def test_bad_values_name_field_value_and_allowed(override: str, message: str) ->
         load_experiment("smoke", [override])
     assert message in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_family_trials_and_anytime_load() -> None:
+    exp = load_experiment(
+        "smoke",
+        [
+            "family_trials={perceiver: 4, mixer: 2}",
+            "training.anytime=true",
+            "space.perceiver.share_weights=[true]",
+        ],
+    )
+    assert exp.family_shares() == {"perceiver": 4, "mixer": 2}
+    assert exp.training.anytime and exp.training.anytime_loss == "all"
+    assert load_experiment("smoke").family_shares() == {"perceiver": 1, "mixer": 1}
+    assert load_experiment("smoke", ["family_allocation=sampler"]).family_shares() is None
+    with pytest.raises(UserError, match="only the Perceiver has anytime iterations"):
+        load_experiment("smoke", ["families=[mixer]", "training.anytime=true"])
 
 
 def test_missing_file_lists_presets() -> None:

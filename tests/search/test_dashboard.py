@@ -131,7 +131,7 @@ def _write_study(out: Path, sampler: str) -> Experiment:
         estimate_fn=estimate,
         limits=limits,
         max_epochs=exp.epochs,
-        families=exp.families if exp.family_allocation == "equal" else None,
+        families=exp.family_shares(),
         sampler=make_sampler(exp.sampler, seed=exp.seed + len(study.trials), num_trials=10),
         study_name=exp.name,
         storage=optuna.storages.RDBStorage(exp.storage_url()),
