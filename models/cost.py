@@ -30,7 +30,7 @@ from ._config import ModelConfig, check_positive_int
 from ._registry import config_class
 from .fnet import FNetConfig
 from .gmlp import GMlpConfig
-from .layers import mlp_hidden
+from .layers import mlp_hidden, plain_attention
 from .mixer import MixerConfig
 from .perceiver import PerceiverConfig
 from .vit import ViTConfig
@@ -249,6 +249,7 @@ def count_flops(model: nn.Module, example: Tensor) -> int:
     try:
         with (
             sdpa_kernel(SDPBackend.MATH),
+            plain_attention(),
             FlopCounterMode(display=False) as counter,
             _FFTCounter() as ffts,
         ):

@@ -6,8 +6,10 @@ Shapes in comments: B batch, S sequence (tokens), E/D channels, h heads, M patch
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +28,7 @@ __all__ = [
     "mlp_hidden",
     "no_weight_decay_names",
     "patchify",
+    "plain_attention",
     "pool_tokens",
 ]
 
@@ -154,6 +157,20 @@ class Mlp(nn.Module):
         return self.drop2(self.fc2(self.drop1(self.act(self.fc1(x)))))
 
 
+_PLAIN_ATTENTION = contextvars.ContextVar("plain_attention", default=False)
+
+
+@contextlib.contextmanager
+def plain_attention() -> Iterator[None]:
+    """Run every :class:`Attention` on its plain path (FLOP counting uses it: a model's FLOPs
+    are those of the architecture, whichever exact shortcut computes it)."""
+    token = _PLAIN_ATTENTION.set(True)
+    try:
+        yield
+    finally:
+        _PLAIN_ATTENTION.reset(token)
+
+
 class Attention(nn.Module):
     """Multi-head attention through ``F.scaled_dot_product_attention``.
 
@@ -161,6 +178,13 @@ class Attention(nn.Module):
     ``attn(x, context)``: queries from ``x`` ([B, S, dim]), keys/values from ``context``
     ([B, T, kv_dim], which may have another channel count). The inner width is ``dim``
     (head_dim = dim / num_heads) and the output is projected back to ``dim``.
+
+    Cross-attention to a narrow context (the Perceiver reading its data array) is computed
+    *absorbed* where that is cheaper and exact: the key projection folds into the query
+    (``q_h Wk_h``, ``[B, h, S, C]``; the key bias adds one constant to each query's scores,
+    which softmax ignores), attention runs over the raw context, and the value projection is
+    applied to the ``[B, h, S, C]`` result plus the value bias (attention rows sum to 1, so
+    this holds without attention dropout only).
     """
 
     def __init__(
@@ -183,6 +207,8 @@ class Attention(nn.Module):
         self.proj_drop = nn.Dropout(dropout)
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        if context is not None and self._absorb(x.shape[1], context.shape[1]):
+            return self.proj_drop(self.proj(self._absorbed(x, context)))
         context = x if context is None else context
         b, s, dim = x.shape
         t = context.shape[1]
@@ -193,6 +219,27 @@ class Attention(nn.Module):
         y = F.scaled_dot_product_attention(q, k, v, dropout_p=p)  # [B, h, S, dim/h]
         y = y.transpose(1, 2).reshape(b, s, dim)  # [B, S, dim]
         return self.proj_drop(self.proj(y))
+
+    def _absorb(self, s: int, t: int) -> bool:
+        """Absorbed is exact (no attention dropout) and does fewer multiply-adds per head:
+        ``2 S d C + 2 S T C`` against ``2 T C d + 2 S T d`` (d the head width)."""
+        if _PLAIN_ATTENTION.get() or (self.training and self.attn_dropout > 0):
+            return False
+        c, d = self.kv.in_features, self.q.out_features // self.num_heads
+        return s * d * c + s * t * c < t * c * d + s * t * d
+
+    def _absorbed(self, x: Tensor, context: Tensor) -> Tensor:
+        b, s, dim = x.shape
+        h, c = self.num_heads, context.shape[-1]
+        d = dim // h
+        w_k, w_v = self.kv.weight.view(2, h, d, c)  # each [h, d, C]
+        q = self.q(x).view(b, s, h, d).transpose(1, 2)  # [B, h, S, d]
+        q_c = (q @ w_k).reshape(b, 1, h * s, c)  # [B, 1, h*S, C]: every head reads one context
+        ctx = context.unsqueeze(1)  # [B, 1, T, C]
+        y_c = F.scaled_dot_product_attention(q_c, ctx, ctx, scale=d**-0.5)  # [B, 1, h*S, C]
+        y = y_c.view(b, h, s, c) @ w_v.transpose(1, 2)  # [B, h, S, d]
+        y = y + self.kv.bias.view(2, h, 1, d)[1]  # the value bias
+        return y.transpose(1, 2).reshape(b, s, dim)  # [B, S, dim]
 
 
 class Block(nn.Module):
