@@ -1,7 +1,7 @@
 """Pareto fronts, hypervolume and matched-cost comparisons: pure computation on plain data.
 
 Input rows are the trial dicts of ``trials.json`` (see ``docs/architecture.md``, "Results
-directory"). Nothing here plots or touches files; ``search/report.py`` draws what this returns.
+directory"). Nothing here plots or touches files; ``search/report/`` draws what this returns.
 
 Conventions:
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 import math
 import random
+import subprocess
+import sys
 from typing import Any
 
 import numpy as np
@@ -373,3 +375,10 @@ def test_cost_levels() -> None:
     assert pareto.cost_levels(1e6, 1e6) == (1e6,)
     with pytest.raises(ValueError):
         pareto.cost_levels(0.0, 1.0)
+
+
+def test_pareto_is_plain_data() -> None:
+    """search/pareto.py computes only: importing it loads no plotting library."""
+    code = "import sys, search.pareto; print(sorted(m for m in sys.modules if 'plotly' in m))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -1,0 +1,441 @@
+"""Everything the report shows, computed once from the results: :func:`compute_report_data`.
+
+The fronts (per family and overall, for the experiment's objectives and for accuracy against
+each cost axis), the hypervolume history, the matched-cost table, the front members, the
+status table, the learning curves, the parallel-coordinate axes and the importances: plain
+dataclasses, all numbers from :mod:`search.pareto`. The figures and the HTML only draw them.
+
+To add a figure: a field here (and the line of :func:`compute_report_data` that fills it), and
+a draw function registered in :mod:`search.report.figures`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from search import pareto
+from search.pareto import Objective, as_float
+from search.vocabulary import TrialStatus
+
+from .importance import Importance, family_importance
+from .inputs import (
+    PresetPoint,
+    Results,
+    family_sort,
+    hp_columns,
+    hp_value,
+    log_scaled,
+    preset_points,
+)
+
+__all__ = [
+    "COST_AXES",
+    "STATUS_COLUMNS",
+    "FrontData",
+    "FrontMember",
+    "FrontView",
+    "HypervolumeData",
+    "LearningCurve",
+    "LearningCurves",
+    "MatchedCost",
+    "Parcoords",
+    "ParcoordsAxis",
+    "ReportData",
+    "StatusReason",
+    "StatusTable",
+    "compute_report_data",
+]
+
+#: Cost columns the front figure can put on its x axis (the dropdown), with axis titles.
+COST_AXES: tuple[tuple[str, str], ...] = (
+    ("flops", "forward FLOPs per image"),
+    ("params", "parameters"),
+    ("latency_ms", "latency, batch 1 (ms)"),
+)
+#: The status table's columns (more are added for any other status the rows hold): how a
+#: trial of a finished sweep ends, so neither RUNNING nor INTERRUPTED (re-queued on resume).
+STATUS_COLUMNS: tuple[TrialStatus, ...] = tuple(
+    s for s in TrialStatus if s not in (TrialStatus.RUNNING, TrialStatus.INTERRUPTED)
+)
+
+Row = Mapping[str, Any]
+
+
+# ---------------------------------------------------------------------------------------------
+# The dataclasses
+
+
+@dataclass(frozen=True)
+class FrontView:
+    """Accuracy against one cost axis: its fronts, the infeasible trials and the presets."""
+
+    cost_key: str
+    title: str
+    fronts: pareto.Fronts
+    #: INFEASIBLE trials with a positive cost on this axis (never trained: drawn at the bottom).
+    infeasible: tuple[Row, ...]
+    #: Presets with a positive cost on this axis, cheapest first.
+    presets: tuple[PresetPoint, ...]
+
+    @property
+    def families(self) -> tuple[str, ...]:
+        """Families with a front on this axis, in report order."""
+        return family_sort(self.fronts.by_family)
+
+    def points(self, family: str) -> list[Row]:
+        """``family``'s front-eligible trials on this axis, in input order."""
+        return [r for r in self.fronts.eligible if str(r.get("family")) == family]
+
+
+@dataclass(frozen=True)
+class FrontData:
+    """The front figure: one view per cost axis with an eligible trial, and its notes."""
+
+    accuracy_key: str
+    views: tuple[FrontView, ...]
+    notes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class MatchedCost:
+    """Best accuracy per family at each cost budget, and the budget the headline quotes
+    (``headline``: the cheapest level at which the most families have a model)."""
+
+    matched: pareto.MatchedAccuracy
+    families: tuple[str, ...]
+    headline: int
+
+
+@dataclass(frozen=True)
+class FrontMember:
+    """A member of a family front (experiment objectives), flagged if on the overall one."""
+
+    row: Row
+    overall: bool
+
+    @property
+    def trial_id(self) -> str:
+        return str(self.row.get("trial_id"))
+
+    @property
+    def family(self) -> str:
+        return str(self.row.get("family"))
+
+
+@dataclass(frozen=True)
+class HypervolumeData:
+    """The hypervolume history, overall and per family, against one fixed reference."""
+
+    reference: pareto.Reference
+    #: Hypervolume of the overall front (the summary's number).
+    final: float
+    overall: pareto.HypervolumeHistory
+    by_family: dict[str, pareto.HypervolumeHistory]
+
+
+@dataclass(frozen=True)
+class LearningCurve:
+    """Accuracy per epoch of one front member (epochs with a finite accuracy)."""
+
+    trial_id: str
+    family: str
+    overall: bool
+    epochs: tuple[Any, ...]
+    accuracy: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class LearningCurves:
+    """The front members' curves, and the members without a per-epoch history."""
+
+    accuracy_key: str
+    curves: tuple[LearningCurve, ...]
+    missing: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ParcoordsAxis:
+    """One parallel-coordinates axis (``tickvals``/``ticktext`` for a categorical one)."""
+
+    label: str
+    values: tuple[Any, ...]
+    tickvals: tuple[int, ...] | None = None
+    ticktext: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Parcoords:
+    """One family's varying hyperparameters over its measured trials, and their accuracy."""
+
+    family: str
+    accuracy_key: str
+    trial_ids: tuple[str, ...]
+    axes: tuple[ParcoordsAxis, ...]
+    accuracy: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class StatusReason:
+    """One distinct reason a trial is off the fronts, and the trials it applies to."""
+
+    status: str
+    reason: str
+    trial_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class StatusTable:
+    """Trials per family and status, and every reason a trial is off the fronts."""
+
+    families: tuple[str, ...]
+    statuses: tuple[str, ...]
+    counts: dict[tuple[str, str], int]
+    n_trials: int
+    reasons: tuple[StatusReason, ...]
+
+    def count(self, family: str, status: str) -> int:
+        """Trials of ``family`` with ``status``."""
+        return self.counts.get((family, status), 0)
+
+    def total(self, status: str) -> int:
+        """Trials of ``status`` over all families."""
+        return sum(self.count(f, status) for f in self.families)
+
+
+@dataclass(frozen=True)
+class ReportData:
+    """Everything the report draws; see :func:`compute_report_data`."""
+
+    results: Results
+    families: tuple[str, ...]
+    #: The experiment's objectives: the summary's front, the front members.
+    fronts: pareto.Fronts
+    front: FrontData
+    matched_cost: MatchedCost | None
+    members: tuple[FrontMember, ...]
+    hypervolume: HypervolumeData
+    learning_curves: LearningCurves
+    parcoords: dict[str, Parcoords]
+    importance: dict[str, Importance]
+    status: StatusTable
+
+    @property
+    def accuracy_key(self) -> str:
+        return self.results.accuracy_key
+
+
+# ---------------------------------------------------------------------------------------------
+# Computing them
+
+
+class _FrontCache:
+    """``pareto.fronts`` of the rows, once per objective tuple."""
+
+    def __init__(self, rows: Sequence[Row]) -> None:
+        self.rows = rows
+        self.computed: dict[tuple[Objective, ...], pareto.Fronts] = {}
+
+    def get(self, objectives: Mapping[str, str] | Sequence[Objective]) -> pareto.Fronts:
+        """The fronts of the rows for ``objectives``, computed on first use."""
+        objs = pareto.as_objectives(objectives)
+        if objs not in self.computed:
+            self.computed[objs] = pareto.fronts(self.rows, objs)
+        return self.computed[objs]
+
+
+def _front_view(
+    results: Results, cache: _FrontCache, key: str, title: str, presets: Sequence[PresetPoint]
+) -> FrontView:
+    """Accuracy against cost ``key``: its fronts, infeasible trials and placed presets."""
+    fronts = cache.get({results.accuracy_key: "max", key: "min"})
+    infeasible = tuple(
+        r
+        for r in results.rows
+        if r.get("status") == TrialStatus.INFEASIBLE
+        and math.isfinite(as_float(r.get(key)))
+        and as_float(r.get(key)) > 0
+    )
+    placed = sorted(
+        (p for p in presets if p.cost(key) is not None and (p.cost(key) or 0) > 0),
+        key=lambda p: p.cost(key) or 0.0,
+    )
+    return FrontView(key, title, fronts, infeasible, tuple(placed))
+
+
+def _front_data(
+    results: Results,
+    cache: _FrontCache,
+    presets: Sequence[PresetPoint],
+    preset_notes: Sequence[str],
+) -> FrontData:
+    """The views with an eligible trial (``COST_AXES`` order) and the figure's notes."""
+    views = [_front_view(results, cache, key, title, presets) for key, title in COST_AXES]
+    views = [v for v in views if v.fronts.eligible]
+    notes = list(preset_notes)
+    if not views:
+        notes.append("no COMPLETE trial with finite objectives: nothing to draw")
+    return FrontData(results.accuracy_key, tuple(views), tuple(notes))
+
+
+def _matched_cost(results: Results, cache: _FrontCache) -> MatchedCost | None:
+    """The matched-cost table over the family fronts of (accuracy, cost); None: no costs."""
+    acc, cost = results.accuracy_key, results.cost_key
+    fr = cache.get({acc: "max", cost: "min"})
+    costs = [c for f in fr.by_family.values() for c in f.column(cost)]
+    if not costs or min(costs) <= 0:
+        return None
+    levels = pareto.cost_levels(min(costs), max(costs))
+    m = pareto.matched_accuracy(fr.by_family, levels, accuracy_key=acc, cost_key=cost)
+    fams = family_sort(m.accuracy)
+    headline = max(
+        range(len(m.costs)), key=lambda i: (sum(m.accuracy[f][i] is not None for f in fams), -i)
+    )
+    return MatchedCost(m, fams, headline)
+
+
+def _members(fronts: pareto.Fronts) -> tuple[FrontMember, ...]:
+    """Union of the per-family fronts, in report order, flagged if on the overall one."""
+    on_overall = set(fronts.overall.trial_ids)
+    return tuple(
+        FrontMember(dict(p.row), p.trial_id in on_overall)
+        for fam in family_sort(fronts.by_family)
+        for p in fronts.by_family[fam].points
+    )
+
+
+def _hypervolume(results: Results, fronts: pareto.Fronts) -> HypervolumeData:
+    """Hypervolume histories, overall and per family, against the default reference."""
+    rows, objs = results.rows, results.objectives
+    ref = pareto.default_reference(rows, objs)
+    by_family = {
+        fam: pareto.hypervolume_history(rows, objs, ref, family=fam) for fam in results.families
+    }
+    return HypervolumeData(
+        ref,
+        pareto.front_hypervolume(fronts.overall, ref),
+        pareto.hypervolume_history(rows, objs, ref),
+        by_family,
+    )
+
+
+def _learning_curves(acc: str, members: Sequence[FrontMember]) -> LearningCurves:
+    """The members' per-epoch accuracy; members without one are ``missing``."""
+    curves: list[LearningCurve] = []
+    missing: list[str] = []
+    for m in members:
+        hist = [h for h in (m.row.get("history") or []) if math.isfinite(as_float(h.get(acc)))]
+        if not hist:
+            missing.append(m.trial_id)
+            continue
+        epochs = tuple(h.get("epoch") for h in hist)
+        accuracy = tuple(as_float(h.get(acc)) for h in hist)
+        curves.append(LearningCurve(m.trial_id, m.family, m.overall, epochs, accuracy))
+    return LearningCurves(acc, tuple(curves), tuple(missing))
+
+
+def _parcoords_axis(name: str, values: Sequence[Any]) -> ParcoordsAxis:
+    """Numbers as they are (log10 where :func:`log_scaled`), anything else as categories."""
+    numeric = all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
+        for v in values
+    )
+    if numeric:
+        nums = [float(v) for v in values]
+        lo, hi = min(nums), max(nums)
+        if log_scaled(name, lo, hi):
+            return ParcoordsAxis(f"log10({name})", tuple(math.log10(v) for v in nums))
+        return ParcoordsAxis(name, tuple(nums))
+    labels = ["n/a" if v is None else str(v) for v in values]
+    cats = sorted(set(labels))
+    return ParcoordsAxis(
+        name, tuple(cats.index(s) for s in labels), tuple(range(len(cats))), tuple(cats)
+    )
+
+
+def _parcoords(acc: str, family: str, rows: Sequence[Row]) -> Parcoords:
+    """``family``'s varying hyperparameters over its measured trials ``rows``."""
+    axes = [_parcoords_axis(n, [hp_value(r, n) for r in rows]) for n in hp_columns(rows)]
+    return Parcoords(
+        family,
+        acc,
+        tuple(str(r.get("trial_id")) for r in rows),
+        tuple(axes),
+        tuple(as_float(r.get(acc)) for r in rows),
+    )
+
+
+def _reason(row: Row) -> str:
+    """Why a trial is off the fronts: its failure's first line, or what stopped it."""
+    text = str(row.get("failure_reason") or "").strip().splitlines()
+    if text:
+        return text[0][:200]
+    if row.get("status") == TrialStatus.STOPPED:
+        return f"early-stopped by the scheduler after {row.get('epochs_run')} epochs"
+    return "(no reason recorded)"
+
+
+def _status_reasons(results: Results) -> tuple[StatusReason, ...]:
+    """Every (status, reason) of a trial off the fronts, with its trial ids, sorted."""
+    reasons: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for r in results.rows:
+        status = str(r.get("status"))
+        if status in TrialStatus.on_front():
+            if pareto.is_eligible(r, results.objectives):
+                continue
+            reason = "completed but an objective is missing or not finite"
+        else:
+            reason = _reason(r)
+        reasons[(status, reason)].append(str(r.get("trial_id")))
+    return tuple(StatusReason(s, why, tuple(ids)) for (s, why), ids in sorted(reasons.items()))
+
+
+def _status_table(results: Results) -> StatusTable:
+    """Trials per family and status (the fixed columns, then any other status)."""
+    counts = Counter((str(r.get("family")), str(r.get("status"))) for r in results.rows)
+    extra = sorted({s for _, s in counts} - set(STATUS_COLUMNS))
+    return StatusTable(
+        results.families,
+        (*STATUS_COLUMNS, *extra),
+        dict(counts),
+        len(results.rows),
+        _status_reasons(results),
+    )
+
+
+def compute_report_data(
+    results: Results,
+    presets: Sequence[PresetPoint] | None = None,
+    *,
+    preset_notes: Sequence[str] = (),
+) -> ReportData:
+    """Everything the report shows, from ``results``; each front is computed once.
+
+    ``presets=None`` places ``models.PRESETS`` (imports torch; its notes replace
+    ``preset_notes``); pass ``[]`` to leave them out.
+    """
+    if presets is None:
+        presets, preset_notes = preset_points()
+    cache = _FrontCache(results.rows)
+    fronts = cache.get(results.objectives)
+    acc = results.accuracy_key
+    members = _members(fronts)
+    eligible = {
+        f: [r for r in fronts.eligible if str(r.get("family")) == f] for f in results.families
+    }
+    return ReportData(
+        results=results,
+        families=results.families,
+        fronts=fronts,
+        front=_front_data(results, cache, presets, preset_notes),
+        matched_cost=_matched_cost(results, cache),
+        members=members,
+        hypervolume=_hypervolume(results, fronts),
+        learning_curves=_learning_curves(acc, members),
+        parcoords={f: _parcoords(acc, f, rows) for f, rows in eligible.items()},
+        importance={f: family_importance(results, f, rows) for f, rows in eligible.items()},
+        status=_status_table(results),
+    )

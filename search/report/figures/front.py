@@ -1,0 +1,217 @@
+"""The Pareto front figure: accuracy against cost (log x), one view per cost axis (a menu)."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import plotly.graph_objects as go
+
+from search.pareto import Front, as_float
+
+from ..data import FrontView, ReportData
+from ..format import colour, cost_text, esc, pct, si
+from ..inputs import PresetPoint, config
+from .common import with_notes
+
+__all__ = ["front_figure"]
+
+_HOVER = "%{text}<extra></extra>"
+
+
+def _hover(row: Mapping[str, Any], acc_key: str) -> str:
+    """A trial's hover text: id, family, status, accuracy, costs, epochs and config."""
+    cfg = "<br>".join(f"  {esc(k)}: {esc(v)}" for k, v in config(row).items())
+    return (
+        f"<b>{esc(row.get('trial_id'))}</b> ({esc(row.get('family'))},"
+        f" #{row.get('number')}, {row.get('status')})<br>"
+        f"{acc_key}: {as_float(row.get(acc_key)):.4f} ({pct(row.get(acc_key))})<br>"
+        f"FLOPs: {si(row.get('flops'))} | params: {si(row.get('params'))} | "
+        f"latency: {cost_text('latency_ms', row.get('latency_ms'))}<br>"
+        f"epochs: {row.get('epochs_run')}<br>config:<br>{cfg}"
+    )
+
+
+def _points_trace(view: FrontView, family: str, acc: str) -> go.Scatter:
+    """Every front-eligible trial of ``family``, faint."""
+    key, pts = view.cost_key, view.points(family)
+    return go.Scatter(
+        x=[as_float(r[key]) for r in pts],
+        y=[as_float(r[acc]) for r in pts],
+        mode="markers",
+        name=family,
+        legendgroup=family,
+        customdata=[str(r.get("trial_id")) for r in pts],
+        marker={"color": colour(family), "size": 8, "opacity": 0.45},
+        text=[_hover(r, acc) for r in pts],
+        hovertemplate=_HOVER,
+        meta={"view": key, "kind": "points", "family": family},
+    )
+
+
+def _front_trace(
+    view: FrontView, front: Front, acc: str, *, name: str, style: Mapping[str, Any]
+) -> go.Scatter:
+    """A front as a step line (``style``: ``line``, ``marker``, ``legendgroup``)."""
+    key = view.cost_key
+    kind = "overall_front" if front.family is None else "family_front"
+    return go.Scatter(
+        x=list(front.column(key)),
+        y=list(front.column(acc)),
+        mode="lines+markers",
+        name=name,
+        customdata=list(front.trial_ids),
+        text=[_hover(p.row, acc) for p in front.points],
+        hovertemplate=_HOVER,
+        meta={"view": key, "kind": kind, "family": front.family},
+        **style,
+    )
+
+
+def _family_front_trace(view: FrontView, family: str, acc: str) -> go.Scatter:
+    """``family``'s front, in its colour."""
+    c = colour(family)
+    style = {
+        "legendgroup": family,
+        "line": {"color": c, "shape": "hv"},
+        "marker": {"color": c, "size": 9},
+    }
+    return _front_trace(
+        view, view.fronts.by_family[family], acc, name=f"{family} front", style=style
+    )
+
+
+def _overall_front_trace(view: FrontView, acc: str) -> go.Scatter:
+    """The overall front: black, open circles."""
+    style = {
+        "line": {"color": "black", "width": 3, "shape": "hv"},
+        "marker": {"symbol": "circle-open", "size": 15, "color": "black", "line": {"width": 2}},
+    }
+    return _front_trace(view, view.fronts.overall, acc, name="overall front", style=style)
+
+
+def _infeasible_trace(view: FrontView) -> go.Scatter:
+    """The over-budget trials as grey crosses along the bottom (never trained)."""
+    rows = view.infeasible
+    return go.Scatter(
+        x=[as_float(r[view.cost_key]) for r in rows],
+        y=[0.02] * len(rows),
+        yaxis="y2",
+        mode="markers",
+        name="infeasible (over budget, not trained)",
+        marker={"symbol": "x-thin", "size": 10, "line": {"width": 2, "color": "grey"}},
+        customdata=[str(r.get("trial_id")) for r in rows],
+        text=[
+            f"{esc(r.get('trial_id'))} ({r.get('family')}): INFEASIBLE<br>"
+            f"{esc(r.get('failure_reason') or '')}"
+            for r in rows
+        ],
+        hovertemplate=_HOVER,
+        meta={"view": view.cost_key, "kind": "infeasible", "family": None},
+    )
+
+
+def _preset_hover(p: PresetPoint, key: str) -> str:
+    """A preset's hover text: estimated cost, reported accuracy and source."""
+    return (
+        f"<b>preset {html.escape(p.name)}</b> ({p.family})<br>"
+        f"{cost_text(key, p.cost(key))} (estimated)<br>reported test top-1: "
+        f"{pct(p.reported_top1)} on the seed's data ({p.dataset}),<br>"
+        f"not this sweep's validation set<br>source: {html.escape(p.source)}"
+    )
+
+
+def _preset_trace(view: FrontView, group: Sequence[PresetPoint], reported: bool) -> go.Scatter:
+    """Seed presets at their estimated cost: at their reported accuracy, else at the bottom."""
+    key = view.cost_key
+    return go.Scatter(
+        x=[p.cost(key) for p in group],
+        y=[p.reported_top1 for p in group] if reported else [0.07] * len(group),
+        yaxis="y" if reported else "y2",
+        mode="markers+text",
+        name="seed presets" + ("" if reported else " (accuracy not reported)"),
+        text=[p.name for p in group],
+        textposition=["top center" if i % 2 == 0 else "bottom center" for i in range(len(group))],
+        textfont={"size": 10, "color": "#444"},
+        marker={
+            "symbol": "star-diamond" if reported else "star-diamond-open",
+            "size": 14,
+            "color": [colour(p.family) for p in group],
+            "line": {"width": 1, "color": "black"},
+        },
+        hovertext=[_preset_hover(p, key) for p in group],
+        hovertemplate="%{hovertext}<extra></extra>",
+        meta={"view": key, "kind": "preset", "family": None, "reported": reported},
+    )
+
+
+def _view_traces(view: FrontView, acc: str) -> list[go.Scatter]:
+    """One view's traces: points, family fronts, overall front, infeasible trials, presets."""
+    traces = [_points_trace(view, f, acc) for f in view.families]
+    traces += [_family_front_trace(view, f, acc) for f in view.families]
+    traces.append(_overall_front_trace(view, acc))
+    if view.infeasible:
+        traces.append(_infeasible_trace(view))
+    for reported in (True, False):
+        group = [p for p in view.presets if (p.reported_top1 is not None) == reported]
+        if group:
+            traces.append(_preset_trace(view, group, reported))
+    return traces
+
+
+def _add_views(fig: go.Figure, views: Sequence[FrontView], acc: str) -> list[dict[str, Any]]:
+    """Add every view's traces to ``fig`` (the first one visible); the menu that switches."""
+    spans: list[tuple[int, int]] = []
+    for view in views:
+        start = len(fig.data)
+        fig.add_traces(_view_traces(view, acc))
+        spans.append((start, len(fig.data)))
+    n = len(fig.data)
+    buttons = []
+    for i, (view, (a, b)) in enumerate(zip(views, spans)):
+        if i > 0:
+            for j in range(a, b):
+                fig.data[j].visible = False
+        relayout = {"xaxis.title.text": f"{view.title} (log scale)", "xaxis.autorange": True}
+        buttons.append(
+            {
+                "label": view.title,
+                "method": "update",
+                "args": [{"visible": [a <= j < b for j in range(n)]}, relayout],
+            }
+        )
+    if len(views) <= 1:
+        return []
+    return [
+        {
+            "buttons": buttons,
+            "direction": "down",
+            "x": 1.0,
+            "xanchor": "right",
+            "y": 1.12,
+            "yanchor": "top",
+            "showactive": True,
+        }
+    ]
+
+
+def front_figure(data: ReportData) -> go.Figure:
+    """Accuracy against cost (log x), per-family step fronts, overall front, cost dropdown."""
+    front = data.front
+    acc = front.accuracy_key
+    fig = go.Figure()
+    menus = _add_views(fig, front.views, acc)
+    first = front.views[0].title if front.views else "cost"
+    fig.update_layout(
+        title=f"{data.results.name}: {acc} against cost, Pareto front per family and overall",
+        xaxis={"type": "log", "title": {"text": f"{first} (log scale)"}},
+        yaxis={"title": {"text": acc}, "tickformat": ".0%"},
+        yaxis2={"overlaying": "y", "range": [0, 1], "visible": False, "fixedrange": True},
+        template="plotly_white",
+        height=620,
+        hovermode="closest",
+        legend={"groupclick": "toggleitem"},
+        updatemenus=menus,
+    )
+    return with_notes(fig, front.notes)

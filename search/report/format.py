@@ -1,0 +1,64 @@
+"""How the report writes numbers, units and names, and the colour of each family.
+
+Shared by the figures and the HTML tables, so a value reads the same everywhere.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from search.pareto import as_float
+from search.vocabulary import FAMILIES
+
+__all__ = ["PALETTE", "colour", "cost_text", "dataset_text", "esc", "pct", "si"]
+
+#: One colour per family of ``vocabulary.FAMILIES`` (in order), then two for any other.
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2")
+
+
+def colour(family: str) -> str:
+    """The family's colour: fixed for the known families, one of two spares for others."""
+    if family in FAMILIES:
+        return PALETTE[FAMILIES.index(family)]
+    return PALETTE[len(FAMILIES) + sum(map(ord, family)) % 2]
+
+
+def si(value: Any, unit: str = "") -> str:
+    """``58720256 -> '58.7 M'`` (+ unit)."""
+    v = as_float(value)
+    if not math.isfinite(v):
+        return "n/a"
+    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(v) >= factor:
+            return f"{v / factor:.3g} {prefix}{unit}".strip()
+    return f"{v:.3g} {unit}".strip()
+
+
+def cost_text(key: str, value: Any) -> str:
+    """A cost of column ``key``: ``12.3 ms`` for latency, SI prefixes (FLOPs) otherwise."""
+    if key == "latency_ms":
+        v = as_float(value)
+        return f"{v:.3g} ms" if math.isfinite(v) else "n/a"
+    return si(value, "FLOPs" if key == "flops" else "")
+
+
+def pct(value: Any) -> str:
+    """A fraction as a percentage, ``0.912 -> '91.2%'``."""
+    v = as_float(value)
+    return f"{100 * v:.1f}%" if math.isfinite(v) else "n/a"
+
+
+def esc(value: Any) -> str:
+    """``str(value)`` escaped for HTML text and attributes."""
+    return html.escape(str(value), quote=True)
+
+
+def dataset_text(dataset: Any) -> str:
+    """``{"name": "digits", "image_size": 16, ...}`` -> ``digits (16x16)``; strings as given."""
+    if isinstance(dataset, Mapping):
+        size = dataset.get("image_size")
+        return f"{dataset.get('name', 'n/a')}" + (f" ({size}x{size})" if size else "")
+    return "n/a" if dataset is None else str(dataset)

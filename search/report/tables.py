@@ -1,0 +1,156 @@
+"""The report's HTML text and tables: summary, matched cost, front members, trial status.
+
+Each function writes one section's HTML from a :class:`~search.report.data.ReportData`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import yaml
+
+from search.pareto import as_float
+
+from .data import STATUS_COLUMNS, FrontMember, MatchedCost, ReportData, StatusTable
+from .format import colour, cost_text, dataset_text, esc, pct, si
+from .inputs import config
+
+__all__ = ["front_table_html", "matched_cost_html", "status_html", "summary_html"]
+
+
+def summary_html(data: ReportData) -> str:
+    """Trial counts, families, dataset, objectives, the overall front and its hypervolume."""
+    results, hv = data.results, data.hypervolume
+    exp = results.experiment
+    objs = ", ".join(f"{o.name} ({o.direction})" for o in results.objectives)
+    status = ", ".join(f"{data.status.total(s)} {s.lower()}" for s in STATUS_COLUMNS)
+    exp_yaml = yaml.safe_dump(exp, sort_keys=False, default_flow_style=None) if exp else "{}"
+    return (
+        f"<p><b>{len(results.rows)}</b> trials ({status}) over "
+        f"{', '.join(results.families) or 'no families'}; dataset "
+        f"<b>{esc(dataset_text(exp.get('dataset')))}</b>; objectives: {esc(objs)}.</p>"
+        f"<p>Overall front: <b>{len(data.fronts.overall)}</b> trials; hypervolume "
+        f"<b>{hv.final:.4g}</b> against the reference point {esc(hv.reference.describe())}.</p>"
+        f"<details><summary>experiment</summary><pre>{esc(exp_yaml)}</pre></details>"
+    )
+
+
+def _matched_rows(mc: MatchedCost) -> str:
+    """The table's rows: one per budget, a cell per family (title: the trial)."""
+    m, cost = mc.matched, mc.matched.cost_key
+    body = []
+    for i, c in enumerate(m.costs):
+        cells = []
+        for f in mc.families:
+            a, tid = m.accuracy[f][i], m.trial_ids[f][i]
+            cells.append(
+                f'<td class="num" data-value="{a if a is not None else ""}" '
+                f'title="{esc(tid or "")}">{pct(a) if a is not None else "-"}</td>'
+            )
+        body.append(
+            f'<tr><td data-value="{c}">&le; {esc(cost_text(cost, c))}</td>{"".join(cells)}</tr>'
+        )
+    return "".join(body)
+
+
+def matched_cost_html(data: ReportData) -> str:
+    """Best accuracy per family within each cost budget, and the headline budget."""
+    mc = data.matched_cost
+    if mc is None:
+        return "<p class='muted'>No measured trials to compare.</p>"
+    m, fams, best = mc.matched, mc.families, mc.headline
+    acc, cost = m.accuracy_key, m.cost_key
+    head = "".join(f"<th>{esc(f)}</th>" for f in fams)
+    said = ", ".join(
+        f"{f} {pct(m.accuracy[f][best])}" for f in fams if m.accuracy[f][best] is not None
+    )
+    return (
+        f"<p>Best {esc(acc)} each family reaches within a {esc(cost)} budget, read off its "
+        f"front (a step function: the best front point with {esc(cost)} &le; the budget). "
+        f"For example, <b>at {esc(cost_text(cost, m.costs[best]))}: {esc(said)}</b>.</p>"
+        f'<table class="sortable" id="matched-cost-table"><thead><tr><th>{esc(cost)} budget'
+        f"</th>{head}</tr></thead><tbody>{_matched_rows(mc)}</tbody></table>"
+    )
+
+
+def _member_cells(member: FrontMember, acc: str) -> str:
+    """A member's cells, each with the ``data-value`` the table sorts by."""
+    row, fam = member.row, member.family
+    cells: list[tuple[Any, str, str]] = [
+        (row.get("trial_id"), esc(row.get("trial_id")), ""),
+        (fam, f'<span class="swatch" style="background:{colour(fam)}"></span>{esc(fam)}', ""),
+        (int(member.overall), "yes" if member.overall else "", ""),
+        (as_float(row.get(acc)), f"{as_float(row.get(acc)):.4f}", "num"),
+        (as_float(row.get("flops")), si(row.get("flops")), "num"),
+        (as_float(row.get("params")), si(row.get("params")), "num"),
+        (as_float(row.get("latency_ms")), cost_text("latency_ms", row.get("latency_ms")), "num"),
+        (row.get("epochs_run"), esc(row.get("epochs_run")), "num"),
+        (row.get("status"), esc(row.get("status")), ""),
+    ]
+    return "".join(f'<td class="{cls}" data-value="{esc(v)}">{text}</td>' for v, text, cls in cells)
+
+
+def _config_boxes(member: FrontMember, i: int) -> str:
+    """The member's config as JSON and as YAML, each in a box with a copy button."""
+    cfg_json = json.dumps(config(member.row), indent=1, default=str)
+    cfg_yaml = yaml.safe_dump(json.loads(cfg_json), sort_keys=False)
+    return "".join(
+        f'<details><summary>{kind}</summary><textarea readonly rows="8" id="cfg-{kind}-{i}">'
+        f'{esc(text)}</textarea><br><button type="button" '
+        f"onclick=\"paretotuneCopy('cfg-{kind}-{i}', this)\">copy</button></details>"
+        for kind, text in (("json", cfg_json), ("yaml", cfg_yaml))
+    )
+
+
+def front_table_html(data: ReportData) -> str:
+    """Every family-front member, sortable, with its config ready to copy."""
+    acc = data.accuracy_key
+    rows = "".join(
+        f'<tr data-trial="{esc(m.trial_id)}">{_member_cells(m, acc)}'
+        f'<td data-value="">{_config_boxes(m, i)}</td></tr>'
+        for i, m in enumerate(data.members)
+    )
+    heads = ("trial", "family", "overall front", acc, "FLOPs", "params", "latency", "epochs",
+             "status", "config")  # fmt: skip
+    head = "".join(f"<th>{esc(h)}</th>" for h in heads)
+    return (
+        "<p>Every member of a family front (objectives: "
+        f"{esc(', '.join(o.name for o in data.results.objectives))}). Click a header to sort; "
+        "open a config to copy it.</p>"
+        f'<table class="sortable" id="front-table"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{rows}</tbody></table>"
+    )
+
+
+def _status_counts(st: StatusTable) -> str:
+    """Trials per family and status, a total per family, and the totals row."""
+    body = "".join(
+        f"<tr><td>{esc(f)}</td>"
+        + "".join(f'<td class="num">{st.count(f, s)}</td>' for s in st.statuses)
+        + f'<td class="num">{sum(st.count(f, s) for s in st.statuses)}</td></tr>'
+        for f in st.families
+    )
+    totals = "".join(f'<td class="num"><b>{st.total(s)}</b></td>' for s in st.statuses)
+    return body + f'<tr><td><b>all</b></td>{totals}<td class="num"><b>{st.n_trials}</b></td></tr>'
+
+
+def status_html(data: ReportData) -> str:
+    """Which trials are off the fronts: counts per family and status, then every reason."""
+    st = data.status
+    head = "".join(f"<th>{esc(s)}</th>" for s in st.statuses)
+    rrows = "".join(
+        f'<tr><td>{esc(r.status)}</td><td>{esc(r.reason)}</td><td class="num">'
+        f"{len(r.trial_ids)}</td><td>{esc(', '.join(r.trial_ids[:12]))}"
+        f"{' ...' if len(r.trial_ids) > 12 else ''}</td></tr>"
+        for r in st.reasons
+    )
+    return (
+        "<p>Only COMPLETE trials (the full epoch budget) take part in the fronts. STOPPED "
+        "trials (cut early by the scheduler, a partial budget), FAILED, INFEASIBLE (over the "
+        "cost budget, never trained) and DUPLICATE (already trained) trials do not.</p>"
+        f'<table id="status-counts"><thead><tr><th>family</th>{head}<th>total</th></tr></thead>'
+        f"<tbody>{_status_counts(st)}</tbody></table>"
+        f'<table class="sortable" id="status-reasons"><thead><tr><th>status</th><th>reason</th>'
+        f"<th>trials</th><th>trial ids</th></tr></thead><tbody>{rrows}</tbody></table>"
+    )

@@ -1,0 +1,46 @@
+"""Helpers shared by the report tests (tests/search/report/test_report_*.py)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "results_small"
+SECTIONS = (
+    "summary",
+    "front",
+    "matched-cost",
+    "front-table",
+    "hypervolume",
+    "learning-curves",
+    "families",
+    "trial-status",
+)
+FAMILIES = ("perceiver", "vit", "mixer")
+
+
+def chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+def embedded_traces(page: str, div_id: str) -> list[dict[str, Any]]:
+    """The trace list passed to ``Plotly.newPlot("<div_id>", [...])`` in the page."""
+    m = re.search(r'Plotly\.newPlot\(\s*"' + re.escape(div_id) + r'",\s*', page)
+    assert m, f"no Plotly.newPlot for {div_id}"
+    traces, _ = json.JSONDecoder().raw_decode(page, m.end())
+    return traces
+
+
+def by_kind(traces: list[Any], view: str, kind: str) -> list[Any]:
+    def meta(t: Any) -> dict[str, Any]:
+        m = t["meta"] if isinstance(t, dict) else t.meta
+        return m or {}
+
+    return [t for t in traces if meta(t).get("view") == view and meta(t).get("kind") == kind]

@@ -1,0 +1,224 @@
+"""search/report/figures/: every figure against search/pareto.py directly (the plotted fronts
+are its fronts), in the figure objects and in the JSON embedded in report.html."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import plotly.graph_objects as go
+import pytest
+from _report_helpers import FAMILIES, FIXTURE, by_kind, embedded_traces
+
+from search import pareto, report
+from search.report import data as report_data
+from search.report.figures import front_figure, importance_figure, notes
+
+
+def test_embedded_front_equals_pareto_fronts(page: str, results: report.Results) -> None:
+    traces = embedded_traces(page, "fig-front")
+    for key, _ in report.COST_AXES:
+        fr = pareto.fronts(results.rows, {"val_accuracy": "max", key: "min"})
+        for fam, front in fr.by_family.items():
+            (t,) = [t for t in by_kind(traces, key, "family_front") if t["meta"]["family"] == fam]
+            assert t["x"] == list(front.column(key))
+            assert t["y"] == list(front.column("val_accuracy"))
+            assert t["customdata"] == list(front.trial_ids)
+            assert t["line"]["shape"] == "hv"
+        (t,) = by_kind(traces, key, "overall_front")
+        assert t["x"] == list(fr.overall.column(key))
+        assert t["y"] == list(fr.overall.column("val_accuracy"))
+        assert t["customdata"] == list(fr.overall.trial_ids)
+        # every eligible trial is drawn once, nothing else
+        drawn = sorted(i for t in by_kind(traces, key, "points") for i in t["customdata"])
+        assert drawn == sorted(str(r["trial_id"]) for r in fr.eligible)
+
+
+def test_front_figure_objects_equal_pareto_fronts(
+    figures: dict[str, go.Figure], results: report.Results
+) -> None:
+    fig = figures["front"]
+    fr = pareto.fronts(results.rows, results.objectives)
+    (t,) = by_kind(list(fig.data), "flops", "overall_front")
+    assert tuple(t.customdata) == fr.overall.trial_ids
+    assert list(zip(t.y, t.x)) == [p.values for p in fr.overall.points]
+    assert fig.layout.xaxis.type == "log"
+    infeasible = by_kind(list(fig.data), "flops", "infeasible")
+    assert sorted(infeasible[0].customdata) == sorted(
+        r["trial_id"] for r in results.rows if r["status"] == "INFEASIBLE"
+    )
+
+
+def test_cost_dropdown_switches_views(figures: dict[str, go.Figure]) -> None:
+    fig = figures["front"]
+    (menu,) = fig.layout.updatemenus
+    assert [b.label for b in menu.buttons] == [title for _, title in report.COST_AXES]
+    for (key, title), button in zip(report.COST_AXES, menu.buttons):
+        visible = button.args[0]["visible"]
+        assert visible == [t.meta["view"] == key for t in fig.data]
+        assert button.args[1]["xaxis.title.text"].startswith(title)
+    # the first view (FLOPs) is the one shown on load
+    assert [t.visible is not False for t in fig.data] == [
+        t.meta["view"] == "flops" for t in fig.data
+    ]
+
+
+def test_hover_shows_config_costs_epochs_and_id(figures: dict[str, go.Figure]) -> None:
+    (t,) = [t for t in by_kind(list(figures["front"].data), "flops", "family_front")
+            if t.meta["family"] == "vit"]  # fmt: skip
+    text = t.text[0]
+    for needle in (t.customdata[0], "FLOPs:", "params:", "latency:", "epochs:", "config:",
+                   "lr:", "patch_size:"):  # fmt: skip
+        assert needle in text, needle
+
+
+def test_presets_drawn_at_estimated_cost(page: str) -> None:
+    try:
+        import models
+        from models import cost
+
+        presets = dict(models.PRESETS)
+        cost.estimate  # noqa: B018 - the contract's entry point must exist
+    except (ImportError, AttributeError) as exc:
+        pytest.skip(f"models.PRESETS / models.cost.estimate not importable yet: {exc}")
+    traces = embedded_traces(page, "fig-front")
+    drawn = {name: (x, y, t["meta"]["reported"])
+             for t in by_kind(traces, "flops", "preset")
+             for name, x, y in zip(t["text"], t["x"], t["y"])}  # fmt: skip
+    assert set(drawn) == set(presets)
+    for name, p in presets.items():
+        c = cost.estimate(p.family, image_size=p.image_size, in_channels=p.in_channels,
+                          num_classes=p.num_classes, **p.hparams)  # fmt: skip
+        x, y, reported = drawn[name]
+        assert x == pytest.approx(c.flops)
+        assert reported == (p.reported_top1 is not None)
+        if p.reported_top1 is not None:
+            assert y == pytest.approx(p.reported_top1)
+    params = {n: x for t in by_kind(traces, "params", "preset")
+              for n, x in zip(t["text"], t["x"])}  # fmt: skip
+    assert set(params) == set(presets)
+
+
+def test_presets_missing_is_a_note_not_an_error(
+    results: report.Results, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``models`` not importable: ``preset_points`` returns no presets and a note."""
+    monkeypatch.setattr(
+        report_data, "preset_points", lambda: ([], ["seed presets not drawn: test"])
+    )
+    fig = front_figure(report.compute_report_data(results))
+    assert not [t for t in fig.data if t.meta["kind"] == "preset"]
+    assert notes(fig) == ["seed presets not drawn: test"]
+
+
+def test_hypervolume_curves_come_from_pareto(
+    figures: dict[str, go.Figure], results: report.Results
+) -> None:
+    ref = pareto.default_reference(results.rows, results.objectives)
+    hist = pareto.hypervolume_history(results.rows, results.objectives, ref)
+    traces = {(t.meta["family"], t.meta["x"]): t for t in figures["hypervolume"].data}
+    assert set(traces) == {(f, x) for f in (None, *FAMILIES) for x in ("trial", "time")}
+    assert list(traces[None, "trial"].y) == list(hist.hypervolume)
+    assert list(traces[None, "trial"].x) == list(range(1, len(results.rows) + 1))
+    assert list(traces[None, "time"].y) == list(hist.hypervolume)
+    final = pareto.front_hypervolume(pareto.fronts(results.rows, results.objectives).overall, ref)
+    assert traces[None, "trial"].y[-1] == pytest.approx(final)
+    for f in FAMILIES:
+        assert traces[f, "trial"].y[-1] <= final + 1e-12
+
+
+def test_learning_curves_of_front_members(
+    figures: dict[str, go.Figure], results: report.Results
+) -> None:
+    fr = pareto.fronts(results.rows, results.objectives)
+    members = {i for f in fr.by_family.values() for i in f.trial_ids}
+    curves = {t.meta["trial_id"]: t for t in figures["learning_curves"].data}
+    assert set(curves) == members
+    rows = {r["trial_id"]: r for r in results.rows}
+    for tid, t in curves.items():
+        assert list(t.y) == [h["val_accuracy"] for h in rows[tid]["history"]]
+        assert t.meta["overall_front"] == (tid in fr.overall.trial_ids)
+
+
+def test_parallel_coordinates_per_family(
+    figures: dict[str, go.Figure], results: report.Results
+) -> None:
+    for fam in FAMILIES:
+        (pc,) = figures[f"parcoords:{fam}"].data
+        rows = [r for r in pareto.eligible_rows(results.rows, results.objectives)
+                if r["family"] == fam]  # fmt: skip
+        assert pc.meta["trial_ids"] == [r["trial_id"] for r in rows]
+        labels = [d.label for d in pc.dimensions]
+        assert labels[-1] == "val_accuracy"
+        assert list(pc.line.color) == [r["val_accuracy"] for r in rows]
+        assert "log10(lr)" in labels and "dropout" in labels and "family" not in labels
+
+
+def test_importance_per_family_and_objective(figures: dict[str, go.Figure]) -> None:
+    for fam in FAMILIES:
+        bars = figures[f"importance:{fam}"].data
+        assert [b.meta["objective"] for b in bars] == ["val_accuracy", "flops"]
+        for b in bars:
+            assert sum(b.x) == pytest.approx(1.0)
+            assert "family" not in b.y
+        assert "trials.json" in figures[f"importance:{fam}"].layout.title.text
+
+
+def test_importance_with_too_few_trials(results: report.Results) -> None:
+    few = report.Results(results.directory, results.experiment, results.objectives,
+                         tuple(r for r in results.rows if r["number"] in (0, 9)))  # fmt: skip
+    fig = importance_figure(report.compute_report_data(few, []), "vit")
+    assert not fig.data
+    assert any("at least 3" in n for n in notes(fig))
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_importance_reads_the_optuna_study(tmp_path: Path, results: report.Results) -> None:
+    import optuna
+
+    out = tmp_path / "results"
+    shutil.copytree(FIXTURE, out)
+    storage = f"sqlite:///{out / 'optuna.db'}"
+    study = optuna.create_study(study_name="fixture-small", storage=storage,
+                                directions=["maximize", "minimize"])  # fmt: skip
+    study.set_metric_names(["val_accuracy", "flops"])
+    for r in results.rows:  # in order: study trial numbers are the rows' numbers
+        fam = r["family"]
+        params = {("" if k in ("lr", "weight_decay") else f"{fam}.") + k: r[f"hp.{k}"]
+                  for k in ("lr", "weight_decay", "dropout", "patch_size")}  # fmt: skip
+        dists = {
+            f"{fam}.dropout": optuna.distributions.FloatDistribution(0.0, 0.25),
+            f"{fam}.patch_size": optuna.distributions.CategoricalDistribution([1, 2, 4]),
+            "lr": optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True),
+            "weight_decay": optuna.distributions.FloatDistribution(1e-5, 1e-1, log=True),
+            "family": optuna.distributions.CategoricalDistribution(list(FAMILIES)),
+        }
+        measured = r["status"] in ("COMPLETE", "STOPPED")
+        study.add_trial(optuna.trial.create_trial(
+            params={"family": fam, **params}, distributions=dists,
+            values=[r["val_accuracy"], r["flops"]] if measured else None,
+            state=optuna.trial.TrialState.COMPLETE if measured else optuna.trial.TrialState.FAIL,
+            user_attrs={"family": fam, "status": r["status"]},
+        ))  # fmt: skip
+    assert [t.number for t in study.trials] == [r["number"] for r in results.rows]
+    fig = importance_figure(report.compute_report_data(report.load_results(out), []), "vit")
+    assert "optuna.db" in fig.layout.title.text
+    params = set(fig.data[0].y)
+    assert params == {"lr", "weight_decay", "dropout", "patch_size"}  # prefixes stripped
+
+
+def test_three_objectives(tmp_path: Path) -> None:
+    doc = json.loads((FIXTURE / "trials.json").read_text())
+    doc["objectives"] = {"val_accuracy": "max", "flops": "min", "latency_ms": "min"}
+    (tmp_path / "trials.json").write_text(json.dumps(doc))
+    results = report.load_results(tmp_path)
+    figs = report.build_figures(results, presets=[])
+    fr = pareto.fronts(results.rows, results.objectives)
+    ref = pareto.default_reference(results.rows, results.objectives)
+    (overall,) = [t for t in figs["hypervolume"].data if t.meta == {
+        "kind": "hypervolume", "family": None, "x": "trial"}]  # fmt: skip
+    assert overall.y[-1] == pytest.approx(pareto.front_hypervolume(fr.overall, ref))
+    assert ref.log_scale == (False, True, True)
+    assert [b.meta["objective"] for b in figs["importance:vit"].data] == [
+        "val_accuracy", "flops", "latency_ms"]  # fmt: skip
