@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from search import storage
 from search.errors import UserError
 from search.experiment import Experiment, list_presets, load_experiment, redact
+
+if TYPE_CHECKING:
+    from search.tuner import SweepResult
 
 __all__ = ["register"]
 
@@ -86,7 +89,7 @@ def _resume(args: argparse.Namespace) -> int:
     return 0
 
 
-def _stored_plan(output_dir: str) -> Any:
+def _stored_plan(output_dir: str) -> Experiment | None:
     """The experiment a resume continues, with its output dir the one given (where the study
     and tables are, wherever the sweep first ran); None if it does not load (``resume`` then
     says why, naming the folder)."""
@@ -189,7 +192,7 @@ def _reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_plan(exp: Any, *, resuming: bool = False) -> None:
+def _print_plan(exp: Experiment, *, resuming: bool = False) -> None:
     from spaces import SPACES
 
     ds = exp.dataset
@@ -227,7 +230,7 @@ def _print_plan(exp: Any, *, resuming: bool = False) -> None:
     print("\n".join(lines), flush=True)
 
 
-def _print_outcome(result: Any) -> None:
+def _print_outcome(result: SweepResult) -> None:
     counts = ", ".join(f"{n} {s.lower()}" for s, n in sorted(result.counts().items()))
     print(f"\nTrials: {counts}")
     cols = list(result.objectives)

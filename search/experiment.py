@@ -23,7 +23,7 @@ import typing
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import yaml
 
@@ -38,6 +38,9 @@ from search.vocabulary import (
     SamplerName,
     check_val_fraction,
 )
+
+if TYPE_CHECKING:
+    from spaces import SpaceContext
 
 __all__ = [
     "MAX_DATASET_BYTES",
@@ -1024,6 +1027,15 @@ def _check_override_value(key: str, value: Any, kind: str) -> None:
         )
 
 
+class _Draw(Protocol):
+    """``_check_proposals``'s ``draw``: one proposal of ``family`` drawn by a :class:`_DrawTrial`
+    (``how``: its options), and why it is invalid (None: valid)."""
+
+    def __call__(
+        self, family: str, rng: random.Random, context: SpaceContext = ..., **how: Any
+    ) -> tuple[_DrawTrial, dict[str, Any], str | None]: ...
+
+
 def _check_proposals(exp: Experiment, kinds: dict[str, str]) -> None:
     """Draw proposals from each family's space (no Optuna, a few ms): refuse an overridden
     choice that is never part of a valid model (so no family is left without one: with every
@@ -1091,7 +1103,9 @@ def _check_proposals(exp: Experiment, kinds: dict[str, str]) -> None:
     _check_budget(exp, draw)
 
 
-def _first_invalid(family: str, draw: Any, rng: random.Random, n: int, *context: Any) -> str | None:
+def _first_invalid(
+    family: str, draw: _Draw, rng: random.Random, n: int, *context: SpaceContext
+) -> str | None:
     """None once a draw is valid (usually the first), else the reason of the last of ``n``."""
     reason = None
     for _ in range(n):
@@ -1110,7 +1124,7 @@ def _distinct(choices: list[Any]) -> list[Any]:
     return out
 
 
-def _check_choice(family: str, key: str, choice: Any, draw: Any, shown: Any) -> None:
+def _check_choice(family: str, key: str, choice: Any, draw: _Draw, shown: Any) -> None:
     """Refuse ``choice`` of ``space.<key>`` if no drawn configuration with it is valid."""
     rng = random.Random(f"{key}={choice!r}")
     reason = None
@@ -1135,7 +1149,7 @@ def _budget_limits(exp: Experiment) -> dict[str, float]:
     return {k: v for k, v in limits.items() if v is not None}
 
 
-def _check_budget(exp: Experiment, draw: Any) -> None:
+def _check_budget(exp: Experiment, draw: _Draw) -> None:
     """With a budget, some drawn proposal must fit it: for every family when families take
     equal turns (a family with none would stop the sweep), else for some family."""
     limits = _budget_limits(exp)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ray.tune import Callback
+
+if TYPE_CHECKING:
+    from search.searcher import BudgetedOptunaSearch
 
 __all__ = ["ProgressCallback"]
 
@@ -13,7 +16,9 @@ __all__ = ["ProgressCallback"]
 class ProgressCallback(Callback):
     """Prints concise progress and hands Tune's trial errors to the searcher."""
 
-    def __init__(self, searcher: Any, *, total: int, epochs: int, enabled: bool = True) -> None:
+    def __init__(
+        self, searcher: BudgetedOptunaSearch, *, total: int, epochs: int, enabled: bool = True
+    ) -> None:
         self._searcher = searcher
         self._total = total
         self._epochs = epochs

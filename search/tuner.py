@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import optuna
 
@@ -30,6 +30,11 @@ from search.errors import UserError
 from search.experiment import Experiment, experiment_from_text, load_experiment, redact
 from search.results import export_results, load_rows, objective_columns
 from search.vocabulary import TrialStatus
+
+if TYPE_CHECKING:
+    from ray.tune.schedulers import TrialScheduler
+
+    from search.data import DatasetSplits
 
 __all__ = [
     "SweepResult",
@@ -495,7 +500,7 @@ def _sweep(
         return result
 
 
-def load_experiment_data(exp: Experiment) -> Any:
+def load_experiment_data(exp: Experiment) -> DatasetSplits:
     """The experiment's dataset splits (the same for every trial, and for ``reproduce``)."""
     from search.data import load_dataset
 
@@ -513,7 +518,7 @@ def load_experiment_data(exp: Experiment) -> Any:
 def _fit(
     exp: Experiment,
     out: store.Where,
-    data: Any,
+    data: DatasetSplits,
     num_samples: int,
     *,
     address: str | None,
@@ -605,7 +610,7 @@ def _fit(
             ray.shutdown()
 
 
-def make_scheduler(exp: Experiment) -> Any:
+def make_scheduler(exp: Experiment) -> TrialScheduler:
     """The experiment's early-stopping rule as a Tune scheduler (FIFO: none)."""
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 

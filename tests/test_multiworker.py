@@ -27,7 +27,7 @@ import ray
 import search
 from search.data import load_dataset
 from search.experiment import Experiment, load_experiment
-from search.trial import _deterministic_failure, _fit_torch_trainer, _train_worker, _WorkerFailure
+from search.sessions import _deterministic_failure, _train_worker
 from search.tuner import open_study
 
 WORKERS = 2
@@ -263,37 +263,3 @@ def test_one_rank_failing_ends_the_run_and_a_restart_resumes_zero3(
     ckpt = Path(result.checkpoint.path) / "last"
     ranks = {p.name.split("_")[3] for p in ckpt.glob("zero_pp_rank_*_model_states.pt")}
     assert ranks == {"0", "1"}
-
-
-# ---- without Ray ------------------------------------------------------------------------------
-def _failure(reason: str, at: float, communication: bool = False) -> _WorkerFailure:
-    return _WorkerFailure({"failure_reason": reason}, at=at, communication=communication)
-
-
-def test_worker_failures_are_classified() -> None:
-    from ray.exceptions import RayActorError
-    from ray.train import WorkerGroupError
-    from ray.train.v2._internal.exceptions import UserExceptionWithTraceback
-
-    def group(**failures: Exception) -> WorkerGroupError:
-        wrapped = {
-            int(k[1:]): UserExceptionWithTraceback(e, "tb") if isinstance(e, _WorkerFailure) else e
-            for k, e in failures.items()
-        }
-        return WorkerGroupError("x", wrapped)
-
-    first = _failure("ValueError: first", at=1.0)
-    picked = _deterministic_failure(group(r0=_failure("later", at=2.0), r1=first))
-    assert picked is not None and picked.metrics == first.metrics
-    # A dead worker, or a peer's broken process group: infrastructure, so Tune may retry.
-    assert _deterministic_failure(group(r0=first, r1=RayActorError())) is None
-    assert _deterministic_failure(group(r0=_failure("gloo", at=0.5, communication=True))) is None
-    assert _deterministic_failure(RuntimeError("controller")) is None
-
-
-def test_multi_worker_trials_need_whole_gpus() -> None:
-    exp = load_experiment(
-        "smoke", [f"resources.workers_per_trial={WORKERS}", "resources.gpus_per_trial=0.5"]
-    )
-    with pytest.raises(ValueError, match="exactly one whole GPU"):
-        _fit_torch_trainer({}, experiment=exp, data=None)

@@ -1,9 +1,14 @@
 """One trial trained for real (DeepSpeed engine, no Ray): LAMB learns, and the weights that
-count (the last epoch's) are the ones both val and test accuracy are measured on."""
+count (the last epoch's) are the ones both val and test accuracy are measured on; the loop's
+pure parts (its progress, failure reasons) and its independence of Ray."""
 
 from __future__ import annotations
 
 import contextlib
+import json
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +19,14 @@ import torch
 import models
 from search.data import Augmenter
 from search.experiment import Experiment, load_experiment
-from search.trial import CHECKPOINT_TAG, TrialSession, run_trial
+from search.trial import (
+    CHECKPOINT_TAG,
+    NonFiniteLossError,
+    TrialProgress,
+    TrialSession,
+    _failure_reason,
+    run_trial,
+)
 from search.tuner import load_experiment_data
 from spaces import split_proposal
 
@@ -119,3 +131,79 @@ def test_a_failed_trial_reports_its_compute_time(experiment: Experiment, tmp_pat
     assert "larger than the training set" in last["failure_reason"]
     assert last["train_time_s"] > 0
     assert last["flops"] > 0  # the cost was measured before it failed
+
+
+def test_a_trial_resumed_from_its_checkpoint_trains_only_the_epochs_after_it(
+    experiment: Experiment, tmp_path: Path
+) -> None:
+    config = {**CONFIG, "optimizer": "adamw", "lr": 3e-3}  # no dropout: epochs repeat exactly
+    data = load_experiment_data(experiment)
+    saved = tmp_path / "epoch2"
+    whole: list[dict[str, Any]] = []
+
+    def keep_epoch_two(metrics: dict[str, Any], ckpt_dir: str | None) -> None:
+        whole.append(metrics)
+        if ckpt_dir is not None and metrics["epoch"] == 2:
+            shutil.copytree(ckpt_dir, saved)
+
+    run_trial(
+        config,
+        experiment=experiment,
+        data=data,
+        session=TrialSession(report=keep_epoch_two, restore_dir=_nothing),
+    )
+    resumed = _Recorder(tmp_path)
+    session = TrialSession(
+        report=resumed.report, restore_dir=lambda: contextlib.nullcontext(str(saved))
+    )
+    run_trial(config, experiment=experiment, data=data, session=session)
+    assert [r["epoch"] for r in resumed.reports] == [3, 4]
+    last = resumed.reports[-1]
+    assert last["history"][:2] == whole[1]["history"]  # restored, timings included
+    assert last["train_time_s"] == pytest.approx(sum(h["epoch_time_s"] for h in last["history"]))
+    for key in ("train_loss", "val_loss", "val_accuracy"):
+        assert last[key] == pytest.approx(whole[-1][key], rel=1e-5, abs=1e-7)
+
+
+def test_failure_reasons_are_one_clear_line() -> None:
+    assert _failure_reason(NonFiniteLossError("loss=nan at epoch 2")).startswith(
+        "non-finite loss: loss=nan"
+    )
+    oom = _failure_reason(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB"))
+    assert oom.startswith("out of memory:")
+    try:
+        raise ValueError("vit.patch_size=5: does not divide image_size=32\nmore")
+    except ValueError as exc:
+        reason = _failure_reason(exc)
+    assert reason.startswith("ValueError: vit.patch_size=5: does not divide image_size=32 (at ")
+    assert "\n" not in reason
+
+
+def _record(epoch: int, seconds: float) -> dict[str, float]:
+    return {"epoch": epoch, "val_accuracy": 0.5, "epoch_time_s": seconds}
+
+
+def test_trial_progress_is_the_checkpoints_state_file() -> None:
+    progress = TrialProgress(
+        epoch=2, history=[_record(1, 1.5), _record(2, 2.0)], cost={"params": 10, "flops": 20}
+    )
+    saved = json.loads(progress.to_json())
+    # The state file's keys (multi-worker tests and older checkpoints read these).
+    assert list(saved) == ["epoch", "history", "elapsed_before_s", "cost"]
+    assert saved["epoch"] == 2 and saved["history"] == progress.history
+    assert progress.train_time_s() == 3.5
+
+
+def test_a_restored_progress_continues_after_the_checkpoints_epochs() -> None:
+    saved = TrialProgress(epoch=2, history=[_record(1, 1.5), _record(2, 2.0)]).to_json()
+    progress = TrialProgress(cost={"params": 10.0})  # this run's own measurement
+    progress.restore(saved)
+    assert progress.epoch == 2 and [h["epoch"] for h in progress.history] == [1, 2]
+    assert progress.elapsed_before_s == 3.5  # the restored epochs' training time
+    assert progress.cost == {"params": 10.0}
+
+
+def test_the_training_loop_imports_no_ray() -> None:
+    code = "import sys, search.trial; print(sorted(m for m in sys.modules if m.startswith('ray')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -1,0 +1,202 @@
+"""A trial's DeepSpeed engine: its batch plan, its config, its process group, and building it.
+
+The optimizer and the LR schedule are the client's (``search.optim``: the same parameter groups
+and hyperparameters on CPU and GPU, DeepSpeed's fused kernels on a GPU), so the DeepSpeed config
+holds only batch geometry, clipping, ZeRO and precision.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+if TYPE_CHECKING:
+    from deepspeed import DeepSpeedEngine
+    from torch.distributed import TCPStore
+
+    from search.experiment import Experiment
+
+__all__ = [
+    "BatchPlan",
+    "build_engine",
+    "deepspeed_config",
+    "plan_batches",
+    "select_precision",
+    "trial_device",
+]
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    """How a trial's global batch is trained: split over ``world`` workers, each worker's share
+    into ``grad_accum`` micro-batches of ``micro_batch_size`` (one optimizer step per global
+    batch)."""
+
+    batch_size: int
+    world: int
+    micro_batch_size: int
+    grad_accum: int
+    micro_steps_per_epoch: int  # per worker: micro-batches of its shard of the training set
+    steps_per_epoch: int  # optimizer steps
+
+    @property
+    def micro_batch_all_ranks(self) -> int:
+        """Images in one micro-step over all workers (each takes every ``world``-th of them)."""
+        return self.micro_batch_size * self.world
+
+
+def plan_batches(
+    batch_size: int, *, world: int, n_train: int, max_micro_batch_size: int | None
+) -> BatchPlan:
+    """The batch plan for ``batch_size`` over ``world`` workers and ``n_train`` images.
+
+    A worker's share is ``batch_size // world`` (at least 1); with ``max_micro_batch_size`` it
+    is trained as the largest micro-batch up to that size which divides it. A ``ValueError`` if
+    one optimizer step needs more images than the training set has.
+    """
+    per_rank = max(1, batch_size // world)
+    micro = per_rank
+    if max_micro_batch_size:
+        micro = min(per_rank, max_micro_batch_size)
+        while per_rank % micro:
+            micro -= 1
+    grad_accum = per_rank // micro
+    micro_steps_per_epoch = (n_train // world) // micro
+    if micro_steps_per_epoch < grad_accum:
+        raise ValueError(
+            f"batch_size={batch_size}: larger than the training set ({n_train} images)"
+        )
+    return BatchPlan(
+        batch_size=batch_size,
+        world=world,
+        micro_batch_size=micro,
+        grad_accum=grad_accum,
+        micro_steps_per_epoch=micro_steps_per_epoch,
+        steps_per_epoch=micro_steps_per_epoch // grad_accum,
+    )
+
+
+def select_precision(requested: str, device: torch.device) -> str:
+    """``auto``: bf16 on GPUs that support it, fp16 on older GPUs, fp32 on CPU."""
+    if requested != "auto":
+        if requested in ("bf16", "fp16") and device.type != "cuda":
+            return "fp32"  # DeepSpeed's half-precision paths need an accelerator
+        return requested
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "fp32"
+
+
+def deepspeed_config(
+    *,
+    micro_batch_size: int,
+    grad_accum: int,
+    grad_clip: float,
+    zero_stage: int,
+    precision: str,
+) -> dict[str, Any]:
+    """The DeepSpeed config for one trial: batch geometry, clipping, ZeRO and precision (the
+    optimizer and schedule are the client's)."""
+    return {
+        "train_micro_batch_size_per_gpu": micro_batch_size,
+        "gradient_accumulation_steps": grad_accum,
+        "gradient_clipping": grad_clip,
+        "steps_per_print": 10**9,
+        "wall_clock_breakdown": False,
+        "zero_optimization": {"stage": zero_stage},
+        "zero_allow_untested_optimizer": True,
+        "bf16": {"enabled": precision == "bf16"},
+        "fp16": {"enabled": precision == "fp16", "initial_scale_power": 12},
+    }
+
+
+def trial_device() -> torch.device:
+    """This worker's GPU (``LOCAL_RANK``, made current), else the CPU."""
+    if torch.cuda.is_available():
+        local = int(os.environ.get("LOCAL_RANK", "0")) % max(torch.cuda.device_count(), 1)
+        torch.cuda.set_device(local)
+        return torch.device("cuda", local)
+    return torch.device("cpu")
+
+
+def build_engine(
+    model: torch.nn.Module,
+    *,
+    plan: BatchPlan,
+    train_hp: Mapping[str, Any],
+    experiment: Experiment,
+    device: torch.device,
+) -> DeepSpeedEngine:
+    """``model`` in a DeepSpeed engine with the client optimizer and warmup-cosine schedule of
+    ``train_hp`` (``optimizer``, ``lr``, ``weight_decay``, ``warmup_epochs``)."""
+    import deepspeed
+
+    from search.optim import WarmupCosine, build_optimizer
+
+    _quiet_deepspeed()
+    training = experiment.training
+    ds_config = deepspeed_config(
+        micro_batch_size=plan.micro_batch_size,
+        grad_accum=plan.grad_accum,
+        grad_clip=training.grad_clip,
+        zero_stage=training.zero_stage,
+        precision=select_precision(training.precision, device),
+    )
+    optimizer = build_optimizer(
+        model,
+        str(train_hp["optimizer"]),
+        lr=float(train_hp["lr"]),
+        weight_decay=float(train_hp["weight_decay"]),
+        fused=device.type == "cuda",
+    )
+    schedule = WarmupCosine(
+        warmup_steps=plan.steps_per_epoch * int(train_hp.get("warmup_epochs", 0)),
+        total_steps=plan.steps_per_epoch * experiment.epochs,
+    )
+    _ensure_process_group("nccl" if device.type == "cuda" else "gloo")
+    engine, _, _, _ = deepspeed.initialize(
+        model=model,
+        optimizer=optimizer,
+        lr_scheduler=schedule.scheduler,
+        config=ds_config,
+        dist_init_required=False,
+    )
+    return engine
+
+
+def _quiet_deepspeed() -> None:
+    import logging
+
+    logging.getLogger("DeepSpeed").setLevel(logging.WARNING)
+
+
+_STORES: list[TCPStore] = []  # the one-process group's store, alive as long as the process
+
+
+def _ensure_process_group(backend: str) -> None:
+    """A one-process group on this process's own rendezvous port, created once and kept.
+
+    The TCPStore binds port 0, so the OS hands out a free port atomically: concurrent trials on
+    one node never collide on the default rendezvous port. The group outlives the trial: a
+    process that trains several trials (``paretotune reproduce``, a reused Tune actor) keeps
+    the group DeepSpeed cached at its first ``initialize`` (a destroyed and re-created group
+    is "not registered" to it). Under Ray Train (multi-worker trials) the group exists already.
+    """
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        return
+    store = dist.TCPStore("127.0.0.1", 0, world_size=1, is_master=True, wait_for_workers=False)
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(int(store.port)),
+        RANK="0",
+        LOCAL_RANK="0",
+        WORLD_SIZE="1",
+    )
+    dist.init_process_group(backend, store=store, rank=0, world_size=1)
+    _STORES.append(store)
