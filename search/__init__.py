@@ -12,6 +12,7 @@ Heavy modules (Ray, DeepSpeed) are imported lazily, when a sweep starts.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from search.errors import UserError
@@ -23,14 +24,16 @@ if TYPE_CHECKING:
 __all__ = ["Experiment", "SweepResult", "UserError", "load_experiment", "resume", "run"]
 
 
-def run(experiment: Any = "default", **kwargs: Any) -> SweepResult:
+def run(
+    experiment: Experiment | str | Path | dict[str, Any] = "default", **kwargs: Any
+) -> SweepResult:
     """Run a sweep; see :func:`search.tuner.run`."""
     from search.tuner import run as _run
 
     return _run(experiment, **kwargs)
 
 
-def resume(output_dir: Any, **kwargs: Any) -> SweepResult:
+def resume(output_dir: str | Path, **kwargs: Any) -> SweepResult:
     """Continue an interrupted sweep; see :func:`search.tuner.resume`."""
     from search.tuner import resume as _resume
 

@@ -74,7 +74,7 @@ def _history(epochs: int, accuracy: float) -> list[dict[str, Any]]:
 def _final_report(
     cost: dict[str, float], *, epochs: int, accuracy: float, max_epochs: int
 ) -> dict[str, Any]:
-    """A trial's last ``tune.report`` (search/trial.py ``_train``), epoch ``epochs``."""
+    """A trial's last ``tune.report`` (search/trial.py ``_report``), epoch ``epochs``."""
     history = _history(epochs, accuracy)
     report = {
         **history[-1],
