@@ -39,10 +39,12 @@ from search.engine import (
     trial_device,
 )
 from search.sessions import TrialSession, train_trial
+from search.vocabulary import ANYTIME_PARAM
 
 if TYPE_CHECKING:
     from deepspeed import DeepSpeedEngine
 
+    from models.perceiver import Perceiver
     from search.data import DatasetSplits
     from search.experiment import Experiment
 
@@ -77,7 +79,7 @@ class TrialProgress:
     what a failure report carries."""
 
     epoch: int = 0  # the last epoch trained
-    history: list[dict[str, float]] = field(default_factory=list)  # an epoch's record each
+    history: list[dict[str, Any]] = field(default_factory=list)  # an epoch's record each
     elapsed_before_s: float = 0.0  # the training time of the epochs restored from a checkpoint
     cost: dict[str, float] = field(default_factory=dict)  # params, flops, latency_ms(_b64)
 
@@ -155,6 +157,55 @@ class _Loop:
     seed: int
     label_smoothing: float
     dtype: torch.dtype  # the engine's parameters' (its inputs are cast to it)
+    anytime: Anytime | None = None  # the anytime Perceiver's iterations, if it trains so
+
+
+@dataclass(frozen=True)
+class Anytime:
+    """An anytime trial: a weight-shared Perceiver trained over its iteration counts
+    1..``iterations`` and evaluated at each; ``costs[k - 1]`` is the k-iteration model's."""
+
+    iterations: int
+    loss: str  # "all": mean loss over every count; "sampled": one count per step
+    costs: tuple[dict[str, float], ...]
+
+
+def _anytime(
+    family: str, model: torch.nn.Module, data: DatasetSplits, experiment: Experiment
+) -> Anytime | None:
+    """The trial's anytime plan (None unless ``training.anytime`` and a Perceiver)."""
+    from models.perceiver import AtIterations, Perceiver
+
+    if not experiment.training.anytime or family not in ANYTIME_PARAM:
+        return None
+    assert isinstance(model, Perceiver)
+    if not model.config.share_weights:
+        raise ValueError(
+            "training.anytime=true: needs perceiver.share_weights=true (only then is iteration "
+            "k of one model the k-iteration model); got share_weights=false"
+        )
+    total = model.config.num_iterations
+    costs = [_measure_cost(AtIterations(model, k), data) for k in range(1, total + 1)]
+    for k, cost in enumerate(costs, 1):
+        cost["params"] = _anytime_params(model, data, k)
+    return Anytime(iterations=total, loss=experiment.training.anytime_loss, costs=tuple(costs))
+
+
+def _anytime_params(model: Perceiver, data: DatasetSplits, k: int) -> int:
+    """Parameters the k-iteration model has (the analytic count: a 1-iteration Perceiver has
+    no second cross-attention)."""
+    from models.cost import estimate
+
+    hparams = {**model.config.to_dict(), "num_iterations": k}
+    return int(
+        estimate(
+            "perceiver",
+            image_size=data.image_size,
+            in_channels=data.in_channels,
+            num_classes=data.num_classes,
+            **hparams,
+        ).params
+    )
 
 
 def _train(
@@ -176,6 +227,7 @@ def _train(
     torch.manual_seed(seed)
     model = _build_model(family, model_hp, data, device)
     progress.cost = _measure_cost(model, data)
+    anytime = _anytime(family, model, data, experiment)
     if session.world_size > 1:
         torch.manual_seed(seed + 1_000_003 * session.rank)  # same init, own dropout masks
     plan = plan_batches(
@@ -197,6 +249,7 @@ def _train(
             seed=seed,
             label_smoothing=float(train_hp.get("label_smoothing", 0.0)),
             dtype=next(engine.module.parameters()).dtype,
+            anytime=anytime,
         )
         _restore(loop)
         _epochs(loop)
@@ -247,10 +300,11 @@ def _epochs(loop: _Loop) -> None:
     for epoch in range(progress.epoch + 1, exp.epochs + 1):
         t0 = time.perf_counter()
         trained = _train_epoch(loop, epoch)
-        val = _evaluate(loop, data.val_x, data.val_y)
+        val_by_k = _evaluate(loop, data.val_x, data.val_y)
+        val = val_by_k[-1]
         epoch_time = time.perf_counter() - t0
         progress.epoch = epoch
-        record = {
+        record: dict[str, Any] = {
             "epoch": epoch,
             "train_loss": trained.loss,
             "val_accuracy": val.accuracy,
@@ -259,6 +313,8 @@ def _epochs(loop: _Loop) -> None:
             "images_per_s": trained.images_per_s,
             "epoch_time_s": epoch_time,
         }
+        if loop.anytime:  # the val accuracy after each iteration count, this epoch
+            record["val_accuracy_by_iterations"] = [v.accuracy for v in val_by_k]
         progress.history.append(record)
         metrics = {
             **record,
@@ -272,10 +328,27 @@ def _epochs(loop: _Loop) -> None:
         }
         # The weights that count are the last epoch's (the end of the schedule): the objective is
         # this epoch's val accuracy, and the test accuracy is measured on these same weights.
+        test_by_k = None
         if epoch == exp.epochs and exp.training.eval_test:
-            test = _evaluate(loop, data.test_x, data.test_y)
-            metrics.update(test_accuracy=test.accuracy, test_top5=test.top5)
+            test_by_k = _evaluate(loop, data.test_x, data.test_y)
+            metrics.update(test_accuracy=test_by_k[-1].accuracy, test_top5=test_by_k[-1].top5)
+        if epoch == exp.epochs and loop.anytime:
+            metrics["anytime"] = _anytime_points(loop.anytime, val_by_k, test_by_k)
         _report(loop, metrics)
+
+
+def _anytime_points(
+    anytime: Anytime, val: list[_Evaluation], test: list[_Evaluation] | None
+) -> list[dict[str, float]]:
+    """One point per iteration count: its accuracies on the final weights and its own cost."""
+    points = []
+    for k, cost in enumerate(anytime.costs, 1):
+        point = {"iterations": k, **cost, "val_accuracy": val[k - 1].accuracy}
+        point["val_top5"] = val[k - 1].top5
+        if test is not None:
+            point.update(test_accuracy=test[k - 1].accuracy, test_top5=test[k - 1].top5)
+        points.append(point)
+    return points
 
 
 def _report(loop: _Loop, metrics: dict[str, Any]) -> None:
@@ -349,8 +422,7 @@ def _train_steps(loop: _Loop, epoch: int) -> tuple[float, int, torch.Tensor]:
         trained.index_add_(0, idx, torch.ones(len(idx), dtype=torch.float64))
         x = loop.augmenter.augment(data.train_x[idx].to(device, non_blocking=True), aug_gen)
         y = data.train_y[idx].to(device, non_blocking=True)
-        logits = engine(x.to(loop.dtype))
-        loss = F.cross_entropy(logits.float(), y, label_smoothing=loop.label_smoothing)
+        loss = _step_loss(loop, x.to(loop.dtype), y, gen)
         if not torch.isfinite(loss):
             raise NonFiniteLossError(f"loss={loss.item()} at epoch {epoch}, step {steps}")
         engine.backward(loss)
@@ -361,6 +433,21 @@ def _train_steps(loop: _Loop, epoch: int) -> tuple[float, int, torch.Tensor]:
     return loss_sum, seen, trained
 
 
+def _step_loss(loop: _Loop, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """The training loss of one micro-batch. Anytime: the mean over every iteration count of
+    the shared head's loss after that iteration (``all``), or the loss after a count drawn
+    uniformly for this step (``sampled``, from the epoch's generator: the same on every rank)."""
+    engine, smoothing = loop.engine, loop.label_smoothing
+    if loop.anytime is None:
+        return F.cross_entropy(engine(x).float(), y, label_smoothing=smoothing)
+    if loop.anytime.loss == "sampled":
+        k = int(torch.randint(1, loop.anytime.iterations + 1, (1,), generator=gen))
+        return F.cross_entropy(engine(x, k).float(), y, label_smoothing=smoothing)
+    every = engine(x, every_iteration=True).float()  # [T, B, classes]
+    losses = [F.cross_entropy(logits, y, label_smoothing=smoothing) for logits in every]
+    return torch.stack(losses).mean()
+
+
 @dataclass(frozen=True)
 class _Evaluation:
     loss: float
@@ -369,12 +456,15 @@ class _Evaluation:
 
 
 @torch.no_grad()
-def _evaluate(loop: _Loop, x_all: torch.Tensor, y_all: torch.Tensor) -> _Evaluation:
-    """Top-1, top-5 and loss over a split, sharded over the workers and summed."""
+def _evaluate(loop: _Loop, x_all: torch.Tensor, y_all: torch.Tensor) -> list[_Evaluation]:
+    """Top-1, top-5 and loss over a split, sharded over the workers and summed: one
+    evaluation per iteration count of an anytime trial (the last is the whole model's), else
+    one."""
     engine, rank, world = loop.engine, loop.session.rank, loop.session.world_size
     engine.eval()
     device = engine.device
-    totals = torch.zeros(4, dtype=torch.float64, device=device)  # loss, top1, top5, count
+    counts = loop.anytime.iterations if loop.anytime else 1
+    totals = torch.zeros(counts, 4, dtype=torch.float64, device=device)  # loss, top1, top5, n
     n = len(y_all)
     # Rank r takes positions r, r + world, ...; every rank runs the same number of forward
     # passes (ZeRO-3 gathers parameters collectively in forward): positions past the end wrap
@@ -387,21 +477,29 @@ def _evaluate(loop: _Loop, x_all: torch.Tensor, y_all: torch.Tensor) -> _Evaluat
         idx = pos % max(n, 1)
         x = loop.augmenter.normalize(x_all[idx].to(device)).to(loop.dtype)
         y = y_all[idx].to(device)
-        logits = engine(x).float()
-        k = min(5, logits.shape[-1])
-        topk = logits.topk(k, dim=-1).indices
-        loss = F.cross_entropy(logits, y, reduction="none")
-        totals[0] += loss[valid].sum().double()
-        totals[1] += ((topk[:, 0] == y) & valid).sum()
-        totals[2] += ((topk == y[:, None]).any(dim=-1) & valid).sum()
-        totals[3] += valid.sum()
+        every = engine(x, every_iteration=True) if loop.anytime else engine(x)[None]
+        for i, logits in enumerate(every.float()):  # [B, classes] per iteration count
+            totals[i] += _scores(logits, y, valid)
     if world > 1:
         import torch.distributed as dist
 
         dist.all_reduce(totals)
-    count = max(float(totals[3]), 1.0)
-    return _Evaluation(
-        loss=float(totals[0]) / count,
-        accuracy=float(totals[1]) / count,
-        top5=float(totals[2]) / count,
+    return [
+        _Evaluation(loss=float(t[0]) / c, accuracy=float(t[1]) / c, top5=float(t[2]) / c)
+        for t, c in ((t, max(float(t[3]), 1.0)) for t in totals)
+    ]
+
+
+def _scores(logits: torch.Tensor, y: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Summed loss, top-1 and top-5 hits, and count over the valid rows of a batch."""
+    k = min(5, logits.shape[-1])
+    topk = logits.topk(k, dim=-1).indices
+    loss = F.cross_entropy(logits, y, reduction="none")
+    return torch.stack(
+        [
+            loss[valid].sum().double(),
+            ((topk[:, 0] == y) & valid).sum().double(),
+            ((topk == y[:, None]).any(dim=-1) & valid).sum().double(),
+            valid.sum().double(),
+        ]
     )
