@@ -1,6 +1,6 @@
 """Where a trial reports to (search/sessions.py), without a Ray instance: how a multi-worker
 trial's worker failures are classified, and what each of its workers holds. The two-worker
-trials themselves run in tests/test_multiworker.py."""
+trials themselves run in tests/search/test_multiworker_trials.py."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 LAYERS = ("models", "spaces", "search", "cluster")  # each may import only those before it
 HEAVY = {"ray", "optuna", "deepspeed", "plotly", "kaleido"}
 IO_MODULES = {"os", "io", "pathlib", "shutil", "subprocess", "socket", "urllib", "tempfile"}
