@@ -43,8 +43,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from search.dataset_rules import (
+    MAX_DATASET_BYTES,
+    SYNTHETIC_DEFAULTS,
+    check_dataset_fields,
+    check_seed,
+    synthetic_bytes,
+)
 from search.errors import UserError
-from search.vocabulary import DATASETS, check_val_fraction
+from search.vocabulary import DATASETS
 
 __all__ = [
     "AUGMENT_POLICIES",
@@ -79,13 +86,6 @@ _DEFAULT_AUGMENT: Mapping[str, str] = {
 DEFAULT_DATA_DIR = Path("data")
 
 #: Options (``**synthetic`` of :func:`load_dataset`) of the ``synthetic`` dataset.
-SYNTHETIC_DEFAULTS: Mapping[str, Any] = {
-    "num_classes": 10,
-    "num_train": 1000,
-    "num_test": 200,
-    "in_channels": 3,
-    "noise": 0.25,  # per-pixel Gaussian noise std, in [0, 1] pixel units
-}
 
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 _TEST_FRACTION = 0.2  # held-out test share for datasets without an official test split
@@ -327,30 +327,16 @@ def load_dataset(
     (:data:`SYNTHETIC_DEFAULTS`), rejected for the others. Bad values raise
     :class:`~search.errors.UserError` naming the field.
     """
-    from search.experiment import MAX_DATASET_BYTES, MAX_IMAGE_SIZE, MAX_SEED
-
-    if not isinstance(name, str) or name not in DATASETS:
-        raise UserError(f"dataset.name={name!r}: expected one of {', '.join(DATASETS)}")
-    _check_int("image_size", image_size, minimum=1)
-    if image_size > MAX_IMAGE_SIZE:
-        raise UserError(
-            f"dataset.image_size={image_size}: expected an integer from 1 to {MAX_IMAGE_SIZE} "
-            "(images are held resized in memory)"
-        )
-    _check_int("seed", seed, minimum=0)
-    if seed > MAX_SEED:
-        raise UserError(f"dataset.seed={seed}: expected an integer from 0 to {MAX_SEED}")
-    problem = check_val_fraction(val_fraction, required=False)
-    if problem:
-        raise UserError(problem)
-    if not isinstance(download, bool):
-        raise UserError(f"dataset.download={download!r}: expected true or false")
-    if name != "synthetic" and synthetic:
-        key = min(synthetic)
-        raise UserError(
-            f"dataset.{key}={synthetic[key]!r}: only the synthetic dataset takes "
-            f"{', '.join(SYNTHETIC_DEFAULTS)}; dataset {name!r} takes none of them"
-        )
+    synthetic = check_dataset_fields(
+        name,
+        image_size=image_size,
+        val_fraction=val_fraction,
+        download=download,
+        synthetic=synthetic,
+        validation_required=False,
+        options_field="dataset",
+    )
+    check_seed(seed, "dataset.seed")
     if data_dir is not None and not isinstance(data_dir, (str, os.PathLike)):
         raise UserError(f"dataset.data_dir={data_dir!r}: expected a folder path")
     if data_dir is not None and "\0" in os.fspath(data_dir):
@@ -383,18 +369,8 @@ def load_dataset(
                 name, train_x, train_y, val_xy, (test_x, test_y), class_names, image_size, True
             )
     else:
-        options = _synthetic_options(synthetic)
-        for key, most in (("num_classes", 10_000), ("num_train", 10**7), ("num_test", 10**7)):
-            if options[key] > most:
-                raise UserError(f"dataset.{key}={options[key]}: expected at most {most}")
-        if options["in_channels"] > 64:
-            raise UserError(f"dataset.in_channels={options['in_channels']}: expected at most 64")
-        if not math.isfinite(options["noise"]) or options["noise"] > 10:
-            raise UserError(f"dataset.noise={options['noise']!r}: expected a number from 0 to 10")
-        n_train, n_test = options["num_train"], options["num_test"]
-        # uint8 images kept, plus the float32 class means and noise of the larger draw
-        need = (n_train + n_test + 8 * max(n_train, n_test)) * options["in_channels"]
-        _check_memory(need * image_size * image_size, image_size, MAX_DATASET_BYTES)
+        options = synthetic  # checked and merged with the defaults above
+        _check_memory(synthetic_bytes(options, image_size), image_size, MAX_DATASET_BYTES)
         train_x, train_y, test_x, test_y = _make_synthetic(image_size, seed, **options)
         class_names = tuple(f"class_{i}" for i in range(options["num_classes"]))
 
@@ -453,11 +429,6 @@ def _finish(
         class_names=tuple(class_names),
         name=name,
     )
-
-
-def _check_int(field: str, value: Any, *, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise UserError(f"dataset.{field}={value!r}: expected an integer >= {minimum}")
 
 
 def _stratified_split(y: Tensor, fraction: float, seed: int) -> tuple[Tensor, Tensor]:
@@ -727,8 +698,6 @@ def _read_images(root: Path, class_names: tuple[str, ...], size: int) -> tuple[T
     import numpy as np
     from PIL import Image
 
-    from search.experiment import MAX_DATASET_BYTES
-
     index = {c: i for i, c in enumerate(class_names)}
     try:
         extra = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name not in index)
@@ -759,22 +728,6 @@ def _read_images(root: Path, class_names: tuple[str, ...], size: int) -> tuple[T
     if not images:
         raise UserError(f"dataset.data_dir: no images in {root.resolve()}")
     return torch.stack(images), torch.tensor(labels, dtype=torch.long)
-
-
-def _synthetic_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    unknown = sorted(set(options) - set(SYNTHETIC_DEFAULTS))
-    if unknown:
-        raise UserError(
-            f"dataset.{unknown[0]}={options[unknown[0]]!r}: unknown synthetic option; "
-            f"allowed: {', '.join(SYNTHETIC_DEFAULTS)}"
-        )
-    merged = {**SYNTHETIC_DEFAULTS, **options}
-    for key, minimum in (("num_classes", 2), ("num_train", 1), ("num_test", 1), ("in_channels", 1)):
-        _check_int(key, merged[key], minimum=minimum)
-    noise = merged["noise"]
-    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or noise < 0:
-        raise UserError(f"dataset.noise={noise!r}: expected a number >= 0")
-    return merged
 
 
 def _make_synthetic(

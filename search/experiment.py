@@ -27,16 +27,22 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import yaml
 
+from search.dataset_rules import (
+    MAX_DATASET_BYTES,
+    MAX_IMAGE_SIZE,
+    MAX_SEED,
+    SYNTHETIC_DEFAULTS,
+    check_dataset_fields,
+    check_seed,
+    synthetic_bytes,
+)
 from search.errors import UserError
 from search.vocabulary import (
-    DATASETS,
-    DOWNLOADABLE_DATASETS,
     FAMILIES,
     FOLDER_DATASETS,
     OBJECTIVES,
     DatasetName,
     SamplerName,
-    check_val_fraction,
 )
 
 if TYPE_CHECKING:
@@ -64,14 +70,6 @@ PRESETS_DIR = Path(__file__).with_name("presets")
 
 
 # ---- limits: larger values are refused on load (they could only exhaust memory or time) ------
-#: Largest ``dataset.image_size`` (images are held resized in memory, uint8).
-MAX_IMAGE_SIZE = 1024
-#: Most memory the resized dataset may need while it loads (known sizes: digits, CIFAR,
-#: synthetic; an image folder is checked when it is read).
-MAX_DATASET_BYTES = 16 * 2**30
-#: Largest ``seed`` (samplers take seeds below 2**32; a resume adds the trial count).
-MAX_SEED = 2**31 - 1
-_MAX_SYNTHETIC_IMAGES = 10_000_000
 _MAX_COUNT = 100_000  # num_trials, epochs, grace period, warmup epochs
 _MAX_FILE_BYTES = 1 << 20  # an experiment file
 _MAX_NODES = 100_000  # values in one experiment (YAML aliases can multiply them)
@@ -655,8 +653,7 @@ def _check_values(exp: Experiment) -> None:
     _in_range("resources.max_concurrent_trials", res.max_concurrent_trials, 1, 10_000)
     positive("resources.max_failures", res.max_failures, allow_zero=True)
     _in_range("resources.max_failures", res.max_failures, 0, 1000)
-    if not 0 <= exp.seed <= MAX_SEED:
-        raise UserError(f"seed={exp.seed}: must be between 0 and {MAX_SEED} (2**31 - 1)")
+    check_seed(exp.seed)
     if exp.storage is not None:
         _check_storage(exp.storage)
     _check_output_dir(exp)
@@ -737,18 +734,13 @@ def _check_output_dir(exp: Experiment) -> None:
 
 def _check_dataset(exp: Experiment) -> None:
     ds = exp.dataset
-    if ds.name not in DATASETS:  # pragma: no cover - Literal already checks
-        raise UserError(f"dataset.name={ds.name!r}; allowed: {', '.join(DATASETS)}")
-    if ds.image_size <= 0:
-        raise UserError(f"dataset.image_size={ds.image_size!r}: must be > 0")
-    if ds.image_size > MAX_IMAGE_SIZE:
-        raise UserError(
-            f"dataset.image_size={ds.image_size}: must be between 1 and {MAX_IMAGE_SIZE} "
-            "(images are held resized in memory)"
-        )
-    problem = check_val_fraction(ds.val_fraction)
-    if problem:
-        raise UserError(problem)
+    check_dataset_fields(
+        ds.name,
+        image_size=ds.image_size,
+        val_fraction=ds.val_fraction,
+        download=ds.download,
+        synthetic=ds.synthetic,
+    )
     if ds.name in FOLDER_DATASETS and not ds.data_dir:
         raise UserError(
             f"dataset.data_dir: required for dataset.name={ds.name}; "
@@ -756,19 +748,6 @@ def _check_dataset(exp: Experiment) -> None:
         )
     if ds.data_dir is not None:
         _expand("dataset.data_dir", ds.data_dir)
-    if ds.download and ds.name not in DOWNLOADABLE_DATASETS:
-        raise UserError(
-            f"dataset.download=true: only cifar10 and cifar100 download; dataset.name={ds.name} "
-            "reads its images as they are (set dataset.download=false)"
-        )
-    if ds.name != "synthetic":
-        if ds.synthetic:
-            raise UserError(
-                f"dataset.synthetic={ds.synthetic}: only dataset.name=synthetic takes synthetic "
-                f"options; dataset.name={ds.name} takes none (remove dataset.synthetic)"
-            )
-    else:
-        _check_synthetic(ds.synthetic)
     need = _dataset_bytes(exp)
     if need is not None and need > MAX_DATASET_BYTES:
         extra = " or dataset.synthetic.num_train / num_test" if ds.name == "synthetic" else ""
@@ -779,46 +758,6 @@ def _check_dataset(exp: Experiment) -> None:
         )
 
 
-def _synthetic_options(options: dict[str, Any]) -> dict[str, Any]:
-    from search.data import SYNTHETIC_DEFAULTS
-
-    return {**SYNTHETIC_DEFAULTS, **options}
-
-
-def _check_synthetic(options: dict[str, Any]) -> None:
-    from search.data import SYNTHETIC_DEFAULTS
-
-    for key in options:
-        if key not in SYNTHETIC_DEFAULTS:
-            close = difflib.get_close_matches(key, list(SYNTHETIC_DEFAULTS), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise UserError(
-                f"dataset.synthetic.{key}: unknown synthetic option{hint}; allowed: "
-                f"{', '.join(SYNTHETIC_DEFAULTS)}"
-            )
-    merged = _synthetic_options(options)
-    bounds = {
-        "num_classes": (2, 10_000),
-        "num_train": (1, _MAX_SYNTHETIC_IMAGES),
-        "num_test": (1, _MAX_SYNTHETIC_IMAGES),
-        "in_channels": (1, 64),
-    }
-    for key, (low, high) in bounds.items():
-        value = merged[key]
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise UserError(
-                f"dataset.synthetic.{key}={value!r}: expected a whole number from {low} to {high}"
-            )
-    noise = merged["noise"]
-    if (
-        isinstance(noise, bool)
-        or not isinstance(noise, (int, float))
-        or not math.isfinite(noise)
-        or not 0 <= noise <= 10
-    ):
-        raise UserError(f"dataset.synthetic.noise={noise!r}: expected a number from 0 to 10")
-
-
 def _dataset_bytes(exp: Experiment) -> int | None:
     """Peak memory (bytes) of loading the dataset at its image size; None when unknown."""
     ds = exp.dataset
@@ -827,17 +766,14 @@ def _dataset_bytes(exp: Experiment) -> int | None:
         count, channels = _DATASET_IMAGES[ds.name]
         return count * channels * pixels
     if ds.name == "synthetic":
-        opts = _synthetic_options(ds.synthetic)
-        c, n_train, n_test = opts["in_channels"], opts["num_train"], opts["num_test"]
-        # uint8 images kept, plus the float32 class means and noise of the larger draw
-        return (n_train + n_test) * c * pixels + 8 * max(n_train, n_test) * c * pixels
+        return synthetic_bytes({**SYNTHETIC_DEFAULTS, **ds.synthetic}, ds.image_size)
     return None
 
 
 def _data_shape(exp: Experiment) -> tuple[int, int]:
     """(in_channels, num_classes) the models will see."""
     if exp.dataset.name == "synthetic":
-        opts = _synthetic_options(exp.dataset.synthetic)
+        opts = {**SYNTHETIC_DEFAULTS, **exp.dataset.synthetic}
         return int(opts["in_channels"]), int(opts["num_classes"])
     return _DATASET_SHAPE[exp.dataset.name]
 

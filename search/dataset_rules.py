@@ -1,0 +1,133 @@
+"""A dataset's fields and the one check of each: ``search.experiment`` applies them when an
+experiment loads, ``search.data.load_dataset`` when it is called. No torch here, so loading an
+experiment stays fast. Each refusal is a :class:`~search.errors.UserError` naming the field.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from search.errors import UserError
+from search.vocabulary import DATASETS, DOWNLOADABLE_DATASETS, check_val_fraction
+
+__all__ = [
+    "MAX_DATASET_BYTES",
+    "MAX_IMAGE_SIZE",
+    "MAX_SEED",
+    "SYNTHETIC_DEFAULTS",
+    "check_dataset_fields",
+    "check_seed",
+    "synthetic_bytes",
+]
+
+#: Largest ``dataset.image_size`` (images are held resized in memory, uint8).
+MAX_IMAGE_SIZE = 1024
+#: Largest ``seed`` (samplers take seeds below 2**32; a resume adds the trial count).
+MAX_SEED = 2**31 - 1
+#: Most memory the resized dataset may need while it loads (known sizes: digits, CIFAR,
+#: synthetic; an image folder is checked when it is read).
+MAX_DATASET_BYTES = 16 * 2**30
+#: Options of the ``synthetic`` dataset and their defaults.
+SYNTHETIC_DEFAULTS: Mapping[str, Any] = {
+    "num_classes": 10,
+    "num_train": 1000,
+    "num_test": 200,
+    "in_channels": 3,
+    "noise": 0.25,  # per-pixel Gaussian noise std, in [0, 1] pixel units
+}
+_MAX_SYNTHETIC_IMAGES = 10_000_000
+_SYNTHETIC_BOUNDS = {
+    "num_classes": (2, 10_000),
+    "num_train": (1, _MAX_SYNTHETIC_IMAGES),
+    "num_test": (1, _MAX_SYNTHETIC_IMAGES),
+    "in_channels": (1, 64),
+}
+_MAX_NOISE = 10.0
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_seed(value: Any, field: str = "seed") -> int:
+    """A seed: a whole number from 0 to :data:`MAX_SEED`."""
+    if not _whole(value) or not 0 <= value <= MAX_SEED:
+        raise UserError(
+            f"{field}={value!r}: must be a whole number from 0 to {MAX_SEED} (2**31 - 1)"
+        )
+    return int(value)
+
+
+def check_dataset_fields(
+    name: Any,
+    *,
+    image_size: Any,
+    val_fraction: Any,
+    download: Any,
+    synthetic: Mapping[str, Any],
+    validation_required: bool = True,
+    options_field: str = "dataset.synthetic",
+) -> dict[str, Any]:
+    """Check a dataset's fields; return its synthetic options merged with the defaults
+    (empty for the other datasets, which take none). ``options_field`` is where the synthetic
+    options are named: ``dataset.synthetic`` in an experiment, ``dataset`` for the data
+    loader's keyword arguments."""
+    if not isinstance(name, str) or name not in DATASETS:
+        raise UserError(f"dataset.name={name!r}: not allowed; allowed: {', '.join(DATASETS)}")
+    if not _whole(image_size) or not 1 <= image_size <= MAX_IMAGE_SIZE:
+        raise UserError(
+            f"dataset.image_size={image_size!r}: must be a whole number between 1 and "
+            f"{MAX_IMAGE_SIZE} (images are held resized in memory)"
+        )
+    problem = check_val_fraction(val_fraction, required=validation_required)
+    if problem:
+        raise UserError(problem)
+    if not isinstance(download, bool):
+        raise UserError(f"dataset.download={download!r}: expected true or false")
+    if download and name not in DOWNLOADABLE_DATASETS:
+        raise UserError(
+            f"dataset.download=true: only {' and '.join(DOWNLOADABLE_DATASETS)} download; "
+            f"dataset.name={name} reads its images as they are (set dataset.download=false)"
+        )
+    if name != "synthetic":
+        if synthetic:
+            key = min(synthetic)
+            raise UserError(
+                f"{options_field}.{key}={synthetic[key]!r}: only dataset.name=synthetic takes "
+                f"synthetic options; dataset.name={name} takes none (remove {options_field})"
+            )
+        return {}
+    return _synthetic_options(synthetic, options_field)
+
+
+def _synthetic_options(options: Mapping[str, Any], field: str) -> dict[str, Any]:
+    for key in options:
+        if key not in SYNTHETIC_DEFAULTS:
+            close = difflib.get_close_matches(key, list(SYNTHETIC_DEFAULTS), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise UserError(
+                f"{field}.{key}={options[key]!r}: unknown synthetic option{hint}; allowed: "
+                f"{', '.join(SYNTHETIC_DEFAULTS)}"
+            )
+    merged = {**SYNTHETIC_DEFAULTS, **options}
+    for key, (low, high) in _SYNTHETIC_BOUNDS.items():
+        value = merged[key]
+        if not _whole(value) or not low <= value <= high:
+            raise UserError(
+                f"{field}.{key}={value!r}: expected a whole number from {low} to {high}"
+            )
+    noise = merged["noise"]
+    number = isinstance(noise, (int, float)) and not isinstance(noise, bool)
+    if not number or not math.isfinite(noise) or not 0 <= noise <= _MAX_NOISE:
+        raise UserError(f"{field}.noise={noise!r}: expected a number from 0 to {_MAX_NOISE:g}")
+    return merged
+
+
+def synthetic_bytes(options: Mapping[str, Any], image_size: int) -> int:
+    """Peak memory of generating the synthetic dataset: the uint8 images kept, plus the
+    float32 class means and noise of the larger draw."""
+    n_train, n_test, c = options["num_train"], options["num_test"], options["in_channels"]
+    return (n_train + n_test + 8 * max(n_train, n_test)) * c * image_size * image_size
