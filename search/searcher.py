@@ -14,6 +14,7 @@ import optuna
 from ray.tune.search.optuna import OptunaSearch
 
 from search.proposer import Proposer
+from search.timing import DRIVER_PHASES, timed
 from search.vocabulary import TrialStatus
 
 __all__ = ["BudgetedOptunaSearch"]
@@ -59,7 +60,8 @@ class BudgetedOptunaSearch(OptunaSearch):
         return self._ot_study
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
-        ot_trial, proposal = self.proposer.propose()
+        with timed(DRIVER_PHASES[trial_id], "suggest"):
+            ot_trial, proposal = self.proposer.propose()
         ot_trial.set_user_attr("tune_trial_id", trial_id)
         self._ot_trials[trial_id] = ot_trial
         return proposal
@@ -81,7 +83,8 @@ class BudgetedOptunaSearch(OptunaSearch):
             ot_trial.set_user_attr("status", TrialStatus.FAILED)
             self._errored[trial_id] = ot_trial
         else:
-            self.proposer.finish(ot_trial, result)
+            with timed(DRIVER_PHASES[trial_id], "study_write"):
+                self.proposer.finish(ot_trial, result)
         self._completed_trials.add(trial_id)
 
     def finish_errored(self, trial_id: str | None = None, reason: str | None = None) -> None:

@@ -39,6 +39,7 @@ from search.engine import (
     trial_device,
 )
 from search.sessions import TrialSession, train_trial
+from search.timing import timed
 from search.vocabulary import ANYTIME_PARAM
 
 if TYPE_CHECKING:
@@ -82,13 +83,18 @@ class TrialProgress:
     history: list[dict[str, Any]] = field(default_factory=list)  # an epoch's record each
     elapsed_before_s: float = 0.0  # the training time of the epochs restored from a checkpoint
     cost: dict[str, float] = field(default_factory=dict)  # params, flops, latency_ms(_b64)
+    # seconds per phase outside training (search.timing): build, cost, engine, report, ...
+    phases: dict[str, float] = field(default_factory=dict)
 
     def train_time_s(self) -> float:
         """The training time of every epoch in the history."""
         return sum(h["epoch_time_s"] for h in self.history)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self))
+        """The checkpoint's state file (the phase timings are this run's, not state)."""
+        state = asdict(self)
+        del state["phases"]
+        return json.dumps(state)
 
     def restore(self, saved: str) -> None:
         """Continue after the epochs of a checkpoint's state file (the cost stays this run's)."""
@@ -106,7 +112,7 @@ def run_trial(
     A failure report carries the compute the trial used (``train_time_s``: wall time since it
     started) and whatever it measured before failing.
     """
-    progress = TrialProgress()
+    progress = TrialProgress(phases={"entered_at": time.time()})
     started = time.perf_counter()
     try:
         _train(config, experiment=experiment, data=data, session=session, progress=progress)
@@ -225,9 +231,11 @@ def _train(
     device = trial_device()
     seed = trial_seed(experiment)
     torch.manual_seed(seed)
-    model = _build_model(family, model_hp, data, device)
-    progress.cost = _measure_cost(model, data)
-    anytime = _anytime(family, model, data, experiment)
+    with timed(progress.phases, "build"):
+        model = _build_model(family, model_hp, data, device)
+    with timed(progress.phases, "cost"):
+        progress.cost = _measure_cost(model, data)
+        anytime = _anytime(family, model, data, experiment)
     if session.world_size > 1:
         torch.manual_seed(seed + 1_000_003 * session.rank)  # same init, own dropout masks
     plan = plan_batches(
@@ -236,7 +244,10 @@ def _train(
         n_train=len(data.train_y),
         max_micro_batch_size=training.max_micro_batch_size,
     )
-    engine = build_engine(model, plan=plan, train_hp=train_hp, experiment=experiment, device=device)
+    with timed(progress.phases, "engine"):
+        engine = build_engine(
+            model, plan=plan, train_hp=train_hp, experiment=experiment, device=device
+        )
     try:
         loop = _Loop(
             engine=engine,
@@ -353,16 +364,21 @@ def _anytime_points(
 
 def _report(loop: _Loop, metrics: dict[str, Any]) -> None:
     """Report an epoch; with Tune retries, with the checkpoint a retry would resume from."""
+    phases = loop.progress.phases
+    metrics["phases"] = dict(phases)  # until this report: its own time is in the next one
     if loop.experiment.resources.max_failures == 0:
         # Only a Tune retry reads a trial checkpoint (a resumed sweep re-queues interrupted
         # trials from scratch): without retries, saving one each epoch is pure overhead.
-        loop.session.report(metrics, None)
+        with timed(phases, "report"):
+            loop.session.report(metrics, None)
         return
     with tempfile.TemporaryDirectory(prefix="paretotune-ckpt-") as tmp:
-        loop.engine.save_checkpoint(tmp, tag=CHECKPOINT_TAG)  # collective; per-rank ZeRO shards
-        if loop.session.rank == 0:
-            (Path(tmp) / STATE_FILE).write_text(loop.progress.to_json())
-        loop.session.report(metrics, tmp)
+        with timed(phases, "checkpoint"):
+            loop.engine.save_checkpoint(tmp, tag=CHECKPOINT_TAG)  # collective; ZeRO shards
+            if loop.session.rank == 0:
+                (Path(tmp) / STATE_FILE).write_text(loop.progress.to_json())
+        with timed(phases, "report"):
+            loop.session.report(metrics, tmp)
 
 
 @dataclass(frozen=True)
