@@ -366,6 +366,7 @@ def _report(loop: _Loop, metrics: dict[str, Any]) -> None:
     """Report an epoch; with Tune retries, with the checkpoint a retry would resume from."""
     phases = loop.progress.phases
     metrics["phases"] = dict(phases)  # until this report: its own time is in the next one
+    metrics["reported_at"] = time.time()
     if loop.experiment.resources.max_failures == 0:
         # Only a Tune retry reads a trial checkpoint (a resumed sweep re-queues interrupted
         # trials from scratch): without retries, saving one each epoch is pure overhead.
