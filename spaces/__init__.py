@@ -21,6 +21,7 @@ from spaces._context import SpaceContext
 from spaces.common import TRAIN_KEYS, training
 
 __all__ = [
+    "DIMENSIONS",
     "SPACES",
     "TRAIN_KEYS",
     "JointSpace",
@@ -39,6 +40,21 @@ SPACES: dict[str, FamilySpace] = {
     "mixer": mixer.space,
     "fnet": fnet.space,
     "gmlp": gmlp.space,
+}
+
+#: family -> its named dimensions: the model hyperparameters (``hp.<name>`` in the results)
+#: the report's "Which <family>" section compares trials by, one value against another.
+DIMENSIONS: dict[str, tuple[str, ...]] = {
+    # latent array size N, cross+latent block repeats, input projection width, patch size
+    "perceiver": ("num_latents", "num_iterations", "projection_dim", "patch_size"),
+    # tokens (patch size), width, transformer blocks
+    "vit": ("patch_size", "embed_dim", "depth"),
+    # tokens (patch size), width, token+channel mixing blocks
+    "mixer": ("patch_size", "hidden_dim", "num_blocks"),
+    # tokens (patch size), width, Fourier mixing blocks
+    "fnet": ("patch_size", "hidden_dim", "num_blocks"),
+    # tokens (patch size), width, spatial-gating blocks
+    "gmlp": ("patch_size", "hidden_dim", "num_blocks"),
 }
 
 

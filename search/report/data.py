@@ -2,8 +2,9 @@
 
 The fronts (per family and overall, for the experiment's objectives and for accuracy against
 each cost axis), the hypervolume history, the matched-cost table, the front members, the
-status table, the learning curves, the parallel-coordinate axes and the importances: plain
-dataclasses, all numbers from :mod:`search.pareto`. The figures and the HTML only draw them.
+status table, the learning curves, the parallel-coordinate axes, the importances and the
+"Which <family>" sections (:mod:`.dimensions`): plain dataclasses, all numbers from
+:mod:`search.pareto`. The figures and the HTML only draw them.
 
 To add a figure: a field here (and the line of :func:`compute_report_data` that fills it), and
 a draw function registered in :mod:`search.report.figures`.
@@ -21,6 +22,7 @@ from search import pareto
 from search.pareto import Objective, as_float
 from search.vocabulary import TrialStatus
 
+from .dimensions import WhichFamily, named_dimensions, which_families
 from .importance import Importance, family_importance
 from .inputs import (
     PresetPoint,
@@ -222,6 +224,9 @@ class ReportData:
     parcoords: dict[str, Parcoords]
     importance: dict[str, Importance]
     status: StatusTable
+    #: The "Which <family>" sections (families with named dimensions and a front, in report
+    #: order): see :mod:`.dimensions`.
+    which: dict[str, WhichFamily]
 
     @property
     def accuracy_key(self) -> str:
@@ -406,19 +411,33 @@ def _status_table(results: Results) -> StatusTable:
     )
 
 
+def _which(
+    results: Results, front: FrontData, dimensions: Mapping[str, Sequence[str]]
+) -> dict[str, WhichFamily]:
+    """The "Which <family>" data on the front views, the experiment's cost axis first."""
+    views = sorted(front.views, key=lambda v: v.cost_key != results.cost_key)
+    if not views:
+        return {}
+    return which_families(results.rows, [(v.fronts, v.title) for v in views], dimensions)
+
+
 def compute_report_data(
     results: Results,
     presets: Sequence[PresetPoint] | None = None,
     *,
     preset_notes: Sequence[str] = (),
+    dimensions: Mapping[str, Sequence[str]] | None = None,
 ) -> ReportData:
     """Everything the report shows, from ``results``; each front is computed once.
 
     ``presets=None`` places ``models.PRESETS`` (imports torch; its notes replace
-    ``preset_notes``); pass ``[]`` to leave them out.
+    ``preset_notes``); pass ``[]`` to leave them out. ``dimensions`` (family -> named
+    dimensions) defaults to ``spaces.DIMENSIONS``.
     """
     if presets is None:
         presets, preset_notes = preset_points()
+    if dimensions is None:
+        dimensions = named_dimensions()
     cache = _FrontCache(results.rows)
     fronts = cache.get(results.objectives)
     acc = results.accuracy_key
@@ -426,11 +445,12 @@ def compute_report_data(
     eligible = {
         f: [r for r in fronts.eligible if str(r.get("family")) == f] for f in results.families
     }
+    front = _front_data(results, cache, presets, preset_notes)
     return ReportData(
         results=results,
         families=results.families,
         fronts=fronts,
-        front=_front_data(results, cache, presets, preset_notes),
+        front=front,
         matched_cost=_matched_cost(results, cache),
         members=members,
         hypervolume=_hypervolume(results, fronts),
@@ -438,4 +458,5 @@ def compute_report_data(
         parcoords={f: _parcoords(acc, f, rows) for f, rows in eligible.items()},
         importance={f: family_importance(results, f, rows) for f, rows in eligible.items()},
         status=_status_table(results),
+        which=_which(results, front, dimensions),
     )

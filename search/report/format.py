@@ -13,10 +13,29 @@ from typing import Any
 from search.pareto import as_float
 from search.vocabulary import FAMILIES
 
-__all__ = ["PALETTE", "colour", "cost_text", "dataset_text", "esc", "pct", "si"]
+__all__ = [
+    "PALETTE",
+    "VALUE_PALETTE",
+    "colour",
+    "cost_text",
+    "count_text",
+    "dataset_text",
+    "dimension_text",
+    "esc",
+    "gap_text",
+    "pct",
+    "si",
+    "value_colour",
+    "value_label",
+]
 
 #: One colour per family of ``vocabulary.FAMILIES`` (in order), then two for any other.
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2")
+#: The values of one dimension (ColorBrewer Dark2: apart from the family colours' look).
+VALUE_PALETTE = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d",
+                 "#666666")  # fmt: skip
+#: Short names of named dimensions (the papers' letters); others are written as they are.
+DIMENSION_LABELS = {"num_latents": "N"}
 
 
 def colour(family: str) -> str:
@@ -24,6 +43,32 @@ def colour(family: str) -> str:
     if family in FAMILIES:
         return PALETTE[FAMILIES.index(family)]
     return PALETTE[len(FAMILIES) + sum(map(ord, family)) % 2]
+
+
+def value_colour(index: int) -> str:
+    """The colour of a dimension's ``index``-th value."""
+    return VALUE_PALETTE[index % len(VALUE_PALETTE)]
+
+
+def dimension_text(name: str) -> str:
+    """A named dimension's short name: ``num_latents -> 'N'``; others as they are."""
+    return DIMENSION_LABELS.get(name, name)
+
+
+def value_label(name: str, value: Any) -> str:
+    """A dimension value as the legend writes it: ``N=32``, ``patch_size=4``, ``depth=n/a``."""
+    return f"{dimension_text(name)}={'n/a' if value is None else value}"
+
+
+def count_text(n_trials: int, n_anytime: int) -> str:
+    """``5 trials, +3 anytime`` (anytime points apart from trained trials)."""
+    text = f"{n_trials} trial{'' if n_trials == 1 else 's'}"
+    return text + (f", +{n_anytime} anytime" if n_anytime else "")
+
+
+def gap_text(gap: float | None) -> str:
+    """An accuracy difference in percentage points, ``0.012 -> '+1.2 pts'``; ``-`` for None."""
+    return "-" if gap is None else f"{100 * gap:+.1f} pts"
 
 
 def si(value: Any, unit: str = "") -> str:

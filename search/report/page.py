@@ -16,10 +16,12 @@ from .data import ReportData
 from .figures import FAMILY_FIGURES, family_figure_key, notes
 from .format import esc
 from .tables import front_table_html, matched_cost_html, status_html, summary_html
+from .which import which_html, which_sections
 
 __all__ = ["SECTIONS", "figure_html", "render_page", "static_text"]
 
-#: The page's sections: id and heading, in order.
+#: The page's sections: id and heading, in order; the "Which <family>" sections (one per
+#: family in ``data.which``) come after "matched-cost".
 SECTIONS: tuple[tuple[str, str], ...] = (
     ("summary", "Summary"),
     ("front", "Pareto front"),
@@ -70,9 +72,21 @@ def _families_html(data: ReportData, figures: Mapping[str, go.Figure]) -> str:
     return "".join(parts) or "<p class='muted'>No families.</p>"
 
 
+def _sections(data: ReportData) -> tuple[tuple[str, str], ...]:
+    """The page's sections in order: :data:`SECTIONS`, the "Which" ones after matched cost."""
+    at = [sid for sid, _ in SECTIONS].index("matched-cost") + 1
+    return (*SECTIONS[:at], *which_sections(data), *SECTIONS[at:])
+
+
 def _section_bodies(data: ReportData, figures: Mapping[str, go.Figure]) -> dict[str, str]:
     """Each section's HTML by section id."""
+
+    def figure(key: str) -> str:
+        return figure_html(figures[key], _div(key)) if key in figures else ""
+
+    which = {f"which-{fam}": which_html(data, fam, figure) for fam in data.which}
     return {
+        **which,
         "summary": summary_html(data),
         "front": _FRONT_INTRO + figure_html(figures["front"], _div("front")),
         "matched-cost": matched_cost_html(data),
@@ -87,11 +101,11 @@ def _section_bodies(data: ReportData, figures: Mapping[str, go.Figure]) -> dict[
 def render_page(data: ReportData, figures: Mapping[str, go.Figure]) -> str:
     """The whole self-contained page: plotly.js inline once, then every section."""
     bodies = _section_bodies(data, figures)
+    order = _sections(data)
     name = esc(data.results.name)
-    nav = "".join(f'<a href="#{sid}">{esc(title)}</a>' for sid, title in SECTIONS)
+    nav = "".join(f'<a href="#{sid}">{esc(title)}</a>' for sid, title in order)
     sections = "".join(
-        f'<section id="{sid}"><h2>{esc(title)}</h2>{bodies[sid]}</section>'
-        for sid, title in SECTIONS
+        f'<section id="{sid}"><h2>{esc(title)}</h2>{bodies[sid]}</section>' for sid, title in order
     )
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'

@@ -6,6 +6,7 @@ Each function writes one section's HTML from a :class:`~search.report.data.Repor
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import yaml
@@ -16,7 +17,7 @@ from .data import STATUS_COLUMNS, FrontMember, MatchedCost, ReportData, StatusTa
 from .format import colour, cost_text, dataset_text, esc, pct, si
 from .inputs import config
 
-__all__ = ["front_table_html", "matched_cost_html", "status_html", "summary_html"]
+__all__ = ["config_boxes", "front_table_html", "matched_cost_html", "status_html", "summary_html"]
 
 
 def summary_html(data: ReportData) -> str:
@@ -91,15 +92,17 @@ def _member_cells(member: FrontMember, acc: str) -> str:
     return "".join(f'<td class="{cls}" data-value="{esc(v)}">{text}</td>' for v, text, cls in cells)
 
 
-def _config_boxes(member: FrontMember, i: int) -> str:
-    """The member's config as JSON and as YAML, each in a box with a copy button."""
-    cfg_json = json.dumps(config(member.row), indent=1, default=str)
+def config_boxes(cfg: Mapping[str, Any], uid: str, extra: Mapping[str, str] | None = None) -> str:
+    """``cfg`` as JSON and as YAML (and each ``extra`` kind -> text), each in a box with a copy
+    button; the boxes' ids are ``cfg-<kind>-<uid>``."""
+    cfg_json = json.dumps(dict(cfg), indent=1, default=str)
     cfg_yaml = yaml.safe_dump(json.loads(cfg_json), sort_keys=False)
+    boxes = {"json": cfg_json, "yaml": cfg_yaml, **(extra or {})}
     return "".join(
-        f'<details><summary>{kind}</summary><textarea readonly rows="8" id="cfg-{kind}-{i}">'
-        f'{esc(text)}</textarea><br><button type="button" '
-        f"onclick=\"paretotuneCopy('cfg-{kind}-{i}', this)\">copy</button></details>"
-        for kind, text in (("json", cfg_json), ("yaml", cfg_yaml))
+        f'<details><summary>{esc(kind)}</summary><textarea readonly rows="8" '
+        f'id="cfg-{esc(kind)}-{esc(uid)}">{esc(text)}</textarea><br><button type="button" '
+        f"onclick=\"paretotuneCopy('cfg-{esc(kind)}-{esc(uid)}', this)\">copy</button></details>"
+        for kind, text in boxes.items()
     )
 
 
@@ -108,7 +111,7 @@ def front_table_html(data: ReportData) -> str:
     acc = data.accuracy_key
     rows = "".join(
         f'<tr data-trial="{esc(m.trial_id)}">{_member_cells(m, acc)}'
-        f'<td data-value="">{_config_boxes(m, i)}</td></tr>'
+        f'<td data-value="">{config_boxes(config(m.row), str(i))}</td></tr>'
         for i, m in enumerate(data.members)
     )
     heads = ("trial", "family", "overall front", acc, "FLOPs", "params", "latency", "epochs",

@@ -1,13 +1,38 @@
-"""What every figure shares: notes carried in the layout's ``meta``, and the message figure."""
+"""What every figure shares: notes carried in the layout's ``meta``, the message figure, and
+a trial's hover text."""
 
 from __future__ import annotations
 
 import html
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import plotly.graph_objects as go
 
-__all__ = ["message_figure", "notes", "with_notes"]
+from search.pareto import as_float
+
+from ..format import cost_text, esc, pct, si
+from ..inputs import config
+
+__all__ = ["HOVER", "message_figure", "notes", "trial_hover", "with_notes"]
+
+#: The hovertemplate of a trace whose ``text`` is :func:`trial_hover`.
+HOVER = "%{text}<extra></extra>"
+
+
+def trial_hover(row: Mapping[str, Any], acc_key: str, origin: str = "") -> str:
+    """A trial's hover text: id, family, status, accuracy, costs, epochs and config; ``origin``
+    (e.g. an anytime point's parent) is a line of its own under the id."""
+    cfg = "<br>".join(f"  {esc(k)}: {esc(v)}" for k, v in config(row).items())
+    return (
+        f"<b>{esc(row.get('trial_id'))}</b> ({esc(row.get('family'))},"
+        f" #{row.get('number')}, {row.get('status')})<br>"
+        + (f"{esc(origin)}<br>" if origin else "")
+        + f"{acc_key}: {as_float(row.get(acc_key)):.4f} ({pct(row.get(acc_key))})<br>"
+        f"FLOPs: {si(row.get('flops'))} | params: {si(row.get('params'))} | "
+        f"latency: {cost_text('latency_ms', row.get('latency_ms'))}<br>"
+        f"epochs: {row.get('epochs_run')}<br>config:<br>{cfg}"
+    )
 
 
 def notes(fig: go.Figure) -> list[str]:

@@ -11,26 +11,11 @@ import plotly.graph_objects as go
 from search.pareto import Front, as_float
 
 from ..data import FrontView, ReportData
-from ..format import colour, cost_text, esc, pct, si
-from ..inputs import PresetPoint, config
-from .common import with_notes
+from ..format import colour, cost_text, esc, pct
+from ..inputs import PresetPoint
+from .common import HOVER, trial_hover, with_notes
 
 __all__ = ["front_figure"]
-
-_HOVER = "%{text}<extra></extra>"
-
-
-def _hover(row: Mapping[str, Any], acc_key: str) -> str:
-    """A trial's hover text: id, family, status, accuracy, costs, epochs and config."""
-    cfg = "<br>".join(f"  {esc(k)}: {esc(v)}" for k, v in config(row).items())
-    return (
-        f"<b>{esc(row.get('trial_id'))}</b> ({esc(row.get('family'))},"
-        f" #{row.get('number')}, {row.get('status')})<br>"
-        f"{acc_key}: {as_float(row.get(acc_key)):.4f} ({pct(row.get(acc_key))})<br>"
-        f"FLOPs: {si(row.get('flops'))} | params: {si(row.get('params'))} | "
-        f"latency: {cost_text('latency_ms', row.get('latency_ms'))}<br>"
-        f"epochs: {row.get('epochs_run')}<br>config:<br>{cfg}"
-    )
 
 
 def _points_trace(view: FrontView, family: str, acc: str) -> go.Scatter:
@@ -44,8 +29,8 @@ def _points_trace(view: FrontView, family: str, acc: str) -> go.Scatter:
         legendgroup=family,
         customdata=[str(r.get("trial_id")) for r in pts],
         marker={"color": colour(family), "size": 8, "opacity": 0.45},
-        text=[_hover(r, acc) for r in pts],
-        hovertemplate=_HOVER,
+        text=[trial_hover(r, acc) for r in pts],
+        hovertemplate=HOVER,
         meta={"view": key, "kind": "points", "family": family},
     )
 
@@ -62,8 +47,8 @@ def _front_trace(
         mode="lines+markers",
         name=name,
         customdata=list(front.trial_ids),
-        text=[_hover(p.row, acc) for p in front.points],
-        hovertemplate=_HOVER,
+        text=[trial_hover(p.row, acc) for p in front.points],
+        hovertemplate=HOVER,
         meta={"view": key, "kind": kind, "family": front.family},
         **style,
     )
@@ -107,7 +92,7 @@ def _infeasible_trace(view: FrontView) -> go.Scatter:
             f"{esc(r.get('failure_reason') or '')}"
             for r in rows
         ],
-        hovertemplate=_HOVER,
+        hovertemplate=HOVER,
         meta={"view": view.cost_key, "kind": "infeasible", "family": None},
     )
 

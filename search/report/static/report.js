@@ -29,3 +29,9 @@ function paretotuneCopy(id, button) {
     navigator.clipboard.writeText(box.value).then(done, fallback);
   } else { fallback(); }
 }
+function paretotuneAxis(select) {
+  var group = select.getAttribute("data-group");
+  document.querySelectorAll('table[data-group="' + group + '"]').forEach(function (t) {
+    t.hidden = t.getAttribute("data-axis") !== select.value;
+  });
+}

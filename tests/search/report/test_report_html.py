@@ -47,6 +47,12 @@ def test_report_holds_every_section_and_figure(page: str, figures: dict[str, go.
     expected = {"front", "hypervolume", "learning_curves"} | {
         f"{kind}:{f}" for f in FAMILIES for kind in ("parcoords", "importance")
     }
+    # the "Which <family>" figures: one per named dimension the fixture records (its
+    # perceiver trials predate projection_dim)
+    named = {"perceiver": ("num_latents", "num_iterations", "patch_size"),
+             "vit": ("patch_size", "embed_dim", "depth"),
+             "mixer": ("patch_size", "hidden_dim", "num_blocks")}  # fmt: skip
+    expected |= {f"dimension:{f}:{n}" for f, names in named.items() for n in names}
     assert set(figures) == expected
     for key in expected:
         div = "fig-" + key.replace(":", "-")
