@@ -15,12 +15,14 @@ random search's median hypervolume at ``--target-trials``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import math
+import multiprocessing as mp
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -65,34 +67,55 @@ def check_coverage(table: Table, space: Any, families: Sequence[str]) -> None:
         )
 
 
-def run_all(args: argparse.Namespace) -> list[ReplayResult]:
-    """Every (sampler, seed) replay, one line printed per replay."""
+_SETUP: dict[str, Any] = {}
+
+
+def _setup(table: Path, experiment: str, overrides: Sequence[str], trials: int) -> None:
+    """Load what every replay of this process shares (the table, experiment and space)."""
     import optuna
 
     from search.experiment import load_experiment
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    overrides = list(args.set) + (
-        [f"families=[{', '.join(args.families)}]"] if args.families else []
+    exp = load_experiment(experiment, list(overrides))
+    space = replay_space(exp, build.space_overrides())
+    _SETUP.update(table=load_table(table), experiment=exp, space=space, trials=trials)
+
+
+def _replay_one(job: tuple[str, int]) -> tuple[ReplayResult, float]:
+    """One (sampler, seed) replay and its wall time."""
+    sampler, seed = job
+    started = time.perf_counter()
+    s = _SETUP
+    res = replay(
+        s["table"], s["space"], s["experiment"], sampler=sampler, seed=seed, num_trials=s["trials"]
     )
-    experiment = load_experiment(args.experiment, overrides)
-    table = load_table(args.table)
-    space = replay_space(experiment, build.space_overrides())
-    check_coverage(table, space, experiment.families)
+    return res, time.perf_counter() - started
+
+
+def run_all(args: argparse.Namespace) -> list[ReplayResult]:
+    """Every (sampler, seed) replay (``--processes`` at a time), one line printed per replay."""
+    families = [f"families=[{', '.join(args.families)}]"] if args.families else []
+    setup = (args.table, args.experiment, [*args.set, *families], args.trials)
+    _setup(*setup)
+    check_coverage(_SETUP["table"], _SETUP["space"], _SETUP["experiment"].families)
+    jobs = [(s, seed) for s in args.samplers for seed in range(args.seeds)]
     results = []
-    for sampler in args.samplers:
-        for seed in range(args.seeds):
-            started = time.perf_counter()
-            res = replay(
-                table, space, experiment, sampler=sampler, seed=seed, num_trials=args.trials
-            )
+    with contextlib.ExitStack() as stack:
+        if args.processes > 1:
+            ctx = mp.get_context("spawn")
+            pool = stack.enter_context(ctx.Pool(args.processes, _setup, setup))
+            done: Iterator[tuple[ReplayResult, float]] = pool.imap(_replay_one, jobs)
+        else:
+            done = map(_replay_one, jobs)
+        for res, seconds in done:
             results.append(res)
             stopped = sum(t.status == "STOPPED" for t in res.trials)
             print(
-                f"{sampler:7s} seed {seed:2d}: hv {res.hv[-1]:.4f} after {len(res.trials)} "
-                f"trials ({stopped} stopped, {res.duplicates} duplicates"
+                f"{res.sampler:7s} seed {res.seed:2d}: hv {res.hv[-1]:.4f} after "
+                f"{len(res.trials)} trials ({stopped} stopped, {res.duplicates} duplicates"
                 f"{', exhausted' if res.exhausted else ''}), compute {res.compute_s[-1]:.0f} s, "
-                f"replayed in {time.perf_counter() - started:.1f} s",
+                f"replayed in {seconds:.1f} s",
                 flush=True,
             )
     return results
@@ -235,6 +258,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--families", nargs="*", default=[], help="default: the experiment's")
     parser.add_argument("--experiment", default=build.EXPERIMENT)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--processes", type=int, default=1, help="replays at a time")
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--png", default=str(PNG), help="figure as PNG ('' for none)")
     args = parser.parse_args(argv)
