@@ -8,9 +8,12 @@ apply any early-stopping rule afterwards (``benchmarks/bench_search.py``).
 
 Rows are appended to ``table.csv`` as trials finish, so an interrupted build resumes where it
 stopped; ``provenance.json`` records the grid, the command, the code revision and the machine.
+``--experiment`` and ``--set key=value`` choose another experiment (as ``paretotune run`` does),
+e.g. a 2-epoch table for a test.
 
     python benchmarks/search_table/build.py                # the whole grid, 2 processes
     python benchmarks/search_table/build.py --families mixer --limit 4 --out /tmp/t
+    python benchmarks/search_table/build.py --set epochs=2 --per-family 1 --out /tmp/t
 """
 
 from __future__ import annotations
@@ -96,6 +99,9 @@ MODEL_GRID: dict[str, dict[str, list[Any]]] = {
     },
 }
 FAMILY_ORDER = ("mixer", "fnet", "gmlp", "vit", "perceiver")  # cheap first
+#: The grid's parameters the joint space searches as log-uniform ranges (``spaces/common.py``):
+#: their overrides are ``[low, high]``, not a list of choices.
+RANGES = frozenset({"adamw.lr", "weight_decay"})
 COLUMNS = (
     "key",
     "family",
@@ -115,20 +121,36 @@ COLUMNS = (
 )
 
 
-def space_overrides() -> dict[str, list[Any]]:
-    """The grid as the default sweep's ``space`` overrides (every value a choice)."""
-    out = {k: list(v) for k, v in TRAINING_GRID.items() if k != "adamw.lr"}
-    out["adamw.lr"] = [min(TRAINING_GRID["adamw.lr"]), max(TRAINING_GRID["adamw.lr"])]
-    for family, grid in MODEL_GRID.items():
+def space_overrides(
+    model_grid: Mapping[str, Mapping[str, Sequence[Any]]] = MODEL_GRID,
+    training_grid: Mapping[str, Sequence[Any]] = TRAINING_GRID,
+) -> dict[str, list[Any]]:
+    """The grid as the default sweep's ``space`` overrides: a choice list per categorical,
+    ``[min, max]`` per log-uniform range (a range over one value fixes it)."""
+    out = {k: _override(k, v) for k, v in training_grid.items()}
+    for family, grid in model_grid.items():
         out.update({f"{family}.{k}": list(v) for k, v in grid.items()})
     return out
 
 
-def grid_points(families: Sequence[str]) -> Iterator[dict[str, Any]]:
+def point_overrides(params: Mapping[str, Any]) -> dict[str, list[Any]]:
+    """The ``space`` overrides that fix the joint space to one grid point (``family`` aside)."""
+    return {k: _override(k, [v]) for k, v in params.items() if k != "family"}
+
+
+def _override(name: str, values: Sequence[Any]) -> list[Any]:
+    return [min(values), max(values)] if name in RANGES else list(values)
+
+
+def grid_points(
+    families: Sequence[str],
+    model_grid: Mapping[str, Mapping[str, Sequence[Any]]] = MODEL_GRID,
+    training_grid: Mapping[str, Sequence[Any]] = TRAINING_GRID,
+) -> Iterator[dict[str, Any]]:
     """Optuna parameter dicts, one per grid point, family by family."""
     for family in families:
-        names = [f"{family}.{k}" for k in MODEL_GRID[family]] + list(TRAINING_GRID)
-        values = [*MODEL_GRID[family].values(), *TRAINING_GRID.values()]
+        names = [f"{family}.{k}" for k in model_grid[family]] + list(training_grid)
+        values = [*model_grid[family].values(), *training_grid.values()]
         for combo in itertools.product(*values):
             yield {"family": family, **dict(zip(names, combo, strict=True))}
 
@@ -141,12 +163,12 @@ def config_key(params: Mapping[str, Any]) -> str:
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker() -> None:
+def _init_worker(experiment: str = EXPERIMENT, overrides: Sequence[str] = ()) -> None:
     from search.experiment import load_experiment
     from search.tuner import load_experiment_data
     from spaces import joint
 
-    exp = load_experiment(EXPERIMENT)
+    exp = load_experiment(experiment, list(overrides))
     data = load_experiment_data(exp)
     _WORKER.update(
         experiment=exp,
@@ -210,7 +232,8 @@ def _provenance(args: argparse.Namespace, families: Sequence[str]) -> dict[str, 
     ).stdout.strip()
     return {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "experiment": EXPERIMENT,
+        "experiment": args.experiment,
+        "overrides": list(args.set),
         "families": list(families),
         "training_grid": TRAINING_GRID,
         "model_grid": {f: MODEL_GRID[f] for f in families},
@@ -223,17 +246,29 @@ def _provenance(args: argparse.Namespace, families: Sequence[str]) -> dict[str, 
     }
 
 
+def _selected(families: Sequence[str], per_family: int) -> list[dict[str, Any]]:
+    """The grid points of ``families``, the first ``per_family`` of each when that is > 0."""
+    if per_family <= 0:
+        return list(grid_points(families))
+    return [p for f in families for p in itertools.islice(grid_points([f]), per_family)]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=HERE)
     parser.add_argument("--families", nargs="*", default=list(FAMILY_ORDER))
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--limit", type=int, default=0, help="at most this many points per run")
+    parser.add_argument("--per-family", type=int, default=0, help="at most this many per family")
+    parser.add_argument("--experiment", default=EXPERIMENT, help="preset name or YAML path")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="experiment override"
+    )
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     table = args.out / "table.csv"
     done = _done_keys(table)
-    todo = [p for p in grid_points(args.families) if config_key(p) not in done]
+    todo = [p for p in _selected(args.families, args.per_family) if config_key(p) not in done]
     if args.limit:
         todo = todo[: args.limit]
     provenance = args.out / "provenance.json"
@@ -243,7 +278,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     new_file = not table.exists()
     started = time.perf_counter()
     ctx = mp.get_context("spawn")
-    with table.open("a", newline="") as fh, ctx.Pool(args.processes, _init_worker) as pool:
+    with (
+        table.open("a", newline="") as fh,
+        ctx.Pool(args.processes, _init_worker, (args.experiment, args.set)) as pool,
+    ):
         writer = csv.DictWriter(fh, fieldnames=COLUMNS)
         if new_file:
             writer.writeheader()

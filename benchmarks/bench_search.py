@@ -1,0 +1,292 @@
+"""Sampler benchmark: replay random, TPE, NSGA-II and GP on the tabular benchmark.
+
+Each (sampler, seed) replays the default sweep (2 trials at a time, equal family shares,
+MO-ASHA grace 10 / eta 3) on ``benchmarks/search_table/table.csv``: trials look their results
+up instead of training (``benchmarks/search_table/replay.py``). Printed and written: the
+hypervolume (COMPLETE trials, normalised by the whole table's front) against trials and
+against compute, median and quartiles over seeds, and per sampler the trials needed to reach
+random search's median hypervolume at ``--target-trials``.
+
+    python benchmarks/bench_search.py                              # 4 samplers x 10 seeds x 96
+    python benchmarks/bench_search.py --samplers random tpe --seeds 3 --trials 40 \\
+        --families mixer fnet --table /tmp/partial.csv --png ''
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import json
+import math
+import multiprocessing as mp
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.search_table import build  # noqa: E402
+from benchmarks.search_table.replay import (  # noqa: E402
+    SAMPLERS,
+    ReplayResult,
+    Table,
+    load_table,
+    replay,
+    replay_space,
+)
+
+TABLE = ROOT / "benchmarks" / "search_table" / "table.csv"
+OUT = ROOT / "benchmarks" / "search_table" / "replay_results"
+PNG = ROOT / "docs" / "img" / "search-replay.png"
+COMPUTE_POINTS = 60
+
+
+def check_coverage(table: Table, space: Any, families: Sequence[str]) -> None:
+    """Every grid point of ``families`` must have a row (else proposals would miss)."""
+    import optuna
+
+    from benchmarks.search_table.replay import config_key
+
+    missing = [
+        p
+        for p in build.grid_points(families)
+        if config_key(space(optuna.trial.FixedTrial(p))) not in table.rows
+    ]
+    if missing:
+        raise SystemExit(
+            f"the table lacks {len(missing)} grid points of {list(families)} "
+            f"(first: {build.config_key(missing[0])}); pass --families with complete ones"
+        )
+
+
+_SETUP: dict[str, Any] = {}
+
+
+def _setup(table: Path, experiment: str, overrides: Sequence[str], trials: int) -> None:
+    """Load what every replay of this process shares (the table, experiment and space)."""
+    import optuna
+
+    from search.experiment import load_experiment
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    exp = load_experiment(experiment, list(overrides))
+    space = replay_space(exp, build.space_overrides())
+    _SETUP.update(table=load_table(table), experiment=exp, space=space, trials=trials)
+
+
+def _replay_one(job: tuple[str, int]) -> tuple[ReplayResult, float]:
+    """One (sampler, seed) replay and its wall time."""
+    sampler, seed = job
+    started = time.perf_counter()
+    s = _SETUP
+    res = replay(
+        s["table"], s["space"], s["experiment"], sampler=sampler, seed=seed, num_trials=s["trials"]
+    )
+    return res, time.perf_counter() - started
+
+
+def run_all(args: argparse.Namespace) -> list[ReplayResult]:
+    """Every (sampler, seed) replay (``--processes`` at a time), one line printed per replay."""
+    families = [f"families=[{', '.join(args.families)}]"] if args.families else []
+    setup = (args.table, args.experiment, [*args.set, *families], args.trials)
+    _setup(*setup)
+    check_coverage(_SETUP["table"], _SETUP["space"], _SETUP["experiment"].families)
+    jobs = [(s, seed) for s in args.samplers for seed in range(args.seeds)]
+    results = []
+    with contextlib.ExitStack() as stack:
+        if args.processes > 1:
+            ctx = mp.get_context("spawn")
+            pool = stack.enter_context(ctx.Pool(args.processes, _setup, setup))
+            done: Iterator[tuple[ReplayResult, float]] = pool.imap(_replay_one, jobs)
+        else:
+            done = map(_replay_one, jobs)
+        for res, seconds in done:
+            results.append(res)
+            stopped = sum(t.status == "STOPPED" for t in res.trials)
+            print(
+                f"{res.sampler:7s} seed {res.seed:2d}: hv {res.hv[-1]:.4f} after "
+                f"{len(res.trials)} trials ({stopped} stopped, {res.duplicates} duplicates"
+                f"{', exhausted' if res.exhausted else ''}), compute {res.compute_s[-1]:.0f} s, "
+                f"replayed in {seconds:.1f} s",
+                flush=True,
+            )
+    return results
+
+
+def hv_by_trial(runs: Sequence[ReplayResult], trials: int) -> NDArray[np.float64]:
+    """[runs, trials]: HV after each trial; a run that stopped short holds its last value."""
+    out = np.zeros((len(runs), trials))
+    for i, res in enumerate(runs):
+        hv = list(res.hv[:trials]) or [0.0]
+        out[i] = hv + [hv[-1]] * (trials - len(hv))
+    return out
+
+
+def hv_at_compute(res: ReplayResult, grid: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The run's HV when ``grid[j]`` seconds of compute had been spent (finished trials)."""
+    idx = np.searchsorted(np.asarray(res.compute_s), grid, side="right") - 1
+    hv = np.asarray(res.hv)
+    return np.where(idx >= 0, hv[np.maximum(idx, 0)], 0.0)
+
+
+def quartiles(matrix: NDArray[np.float64]) -> dict[str, list[float]]:
+    """Median and quartiles over the rows (seeds), per column."""
+    q1, med, q3 = np.percentile(matrix, [25, 50, 75], axis=0)
+    return {"q1": q1.tolist(), "median": med.tolist(), "q3": q3.tolist()}
+
+
+def trials_to_reach(hv: Sequence[float], target: float) -> int | None:
+    """1-based trial count at which ``hv`` first reaches ``target`` (None: never)."""
+    for i, value in enumerate(hv):
+        if value >= target - 1e-12:
+            return i + 1
+    return None
+
+
+def median_or_none(values: Sequence[int | None]) -> float | None:
+    """Median with None counted as worse than any number; None when that median is None."""
+    med = float(np.median([math.inf if v is None else v for v in values]))
+    return med if math.isfinite(med) else None
+
+
+def summarise(
+    runs: Sequence[ReplayResult], samplers: Sequence[str], trials: int, target_trials: int
+) -> dict[str, Any]:
+    """Curves (median/quartiles), the random-search target and each sampler's trials to it."""
+    by = {s: [r for r in runs if r.sampler == s] for s in samplers}
+    full = [r for r in runs if len(r.compute_s) >= trials]
+    top = min((r.compute_s[trials - 1] for r in full), default=0.0)
+    grid = np.linspace(0.0, top, COMPUTE_POINTS)
+    target = None
+    if by.get("random"):
+        target = float(np.median(hv_by_trial(by["random"], trials)[:, target_trials - 1]))
+    out: dict[str, Any] = {"trials": trials, "target_trials": target_trials, "target_hv": target}
+    out["compute_grid_s"] = grid.tolist()
+    out["samplers"] = {}
+    for s, rs in by.items():
+        per_seed = [trials_to_reach(r.hv, target) for r in rs] if target is not None else []
+        out["samplers"][s] = {
+            "seeds": len(rs),
+            "by_trial": quartiles(hv_by_trial(rs, trials)),
+            "by_compute": quartiles(np.array([hv_at_compute(r, grid) for r in rs])),
+            "trials_to_target": per_seed,
+            "median_trials_to_target": median_or_none(per_seed),
+            "final_hv": [r.hv[-1] if r.hv else 0.0 for r in rs],
+            "compute_s": [r.compute_s[-1] if r.compute_s else 0.0 for r in rs],
+            "duplicates": [r.duplicates for r in rs],
+            "stopped": [sum(t.status == "STOPPED" for t in r.trials) for r in rs],
+            "exhausted": sum(r.exhausted for r in rs),
+        }
+    return out
+
+
+def write_runs(runs: Sequence[ReplayResult], path: Path) -> None:
+    """One CSV line per replayed trial (finish order), with the run's HV and compute so far."""
+    fields = ["sampler", "seed", "trial", "hv", "compute_s", *asdict(runs[0].trials[0])]
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        for res in runs:
+            for i, t in enumerate(res.trials):
+                row = {"sampler": res.sampler, "seed": res.seed, "trial": i + 1}
+                writer.writerow(
+                    {**row, "hv": res.hv[i], "compute_s": res.compute_s[i], **asdict(t)}
+                )
+
+
+def figure(summary: dict[str, Any]) -> Any:
+    """Two panels, HV against trials and against compute: median line, quartile band."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(
+        rows=1, cols=2, subplot_titles=("HV vs trials", "HV vs compute (CPU-seconds)")
+    )
+    trials = list(range(1, summary["trials"] + 1))
+    grid = summary["compute_grid_s"]
+    for k, (name, s) in enumerate(summary["samplers"].items()):
+        color = f"hsl({k * 360 // len(summary['samplers'])}, 65%, 45%)"
+        for col, (x, q) in enumerate(((trials, s["by_trial"]), (grid, s["by_compute"])), 1):
+            band = dict(x=[*x, *x[::-1]], y=[*q["q3"], *q["q1"][::-1]], fill="toself")
+            fig.add_scatter(
+                **band, line_width=0, fillcolor=color, opacity=0.15, showlegend=False,
+                hoverinfo="skip", row=1, col=col,
+            )  # fmt: skip
+            fig.add_scatter(
+                x=x, y=q["median"], name=name, line_color=color, showlegend=col == 1,
+                row=1, col=col,
+            )  # fmt: skip
+    if summary["target_hv"] is not None:
+        fig.add_hline(y=summary["target_hv"], line_dash="dot", line_color="gray")
+    fig.update_yaxes(title_text="hypervolume / whole table's", row=1, col=1)
+    fig.update_xaxes(title_text="trials", row=1, col=1)
+    fig.update_xaxes(title_text="compute, s", row=1, col=2)
+    fig.update_layout(width=1100, height=450, template="plotly_white")
+    return fig
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    """The headline table: final HV quartiles and trials to random search's target."""
+    n, t = summary["trials"], summary["target_trials"]
+    target = summary["target_hv"]
+    print(f"\ntarget: random search's median HV at {t} trials = {target}")
+    print(f"{'sampler':8s} {'HV@' + str(n) + ' q1/med/q3':>24s}  trials to target (per seed)")
+    for name, s in summary["samplers"].items():
+        q = s["by_trial"]
+        med = s["median_trials_to_target"]
+        shown = "n/a" if target is None else (f">{n}" if med is None else f"{med:g}")
+        print(
+            f"{name:8s} {q['q1'][-1]:.4f}/{q['median'][-1]:.4f}/{q['q3'][-1]:.4f}  "
+            f"{shown:>5s}  {s['trials_to_target']}"
+        )
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--table", type=Path, default=TABLE)
+    parser.add_argument("--samplers", nargs="+", default=list(SAMPLERS))
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--trials", type=int, default=96)
+    parser.add_argument("--target-trials", type=int, default=0, help="default: --trials")
+    parser.add_argument("--families", nargs="*", default=[], help="default: the experiment's")
+    parser.add_argument("--experiment", default=build.EXPERIMENT)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--processes", type=int, default=1, help="replays at a time")
+    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--png", default=str(PNG), help="figure as PNG ('' for none)")
+    args = parser.parse_args(argv)
+    args.target_trials = args.target_trials or args.trials
+    if not 1 <= args.target_trials <= args.trials:
+        parser.error("--target-trials must be in 1..--trials")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.perf_counter()
+    runs = run_all(args)
+    summary = summarise(runs, args.samplers, args.trials, args.target_trials)
+    summary["command"] = " ".join(["python", *sys.argv])
+    summary["table"] = str(args.table)
+    summary["replay_s"] = round(time.perf_counter() - started, 1)
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_runs(runs, args.out / "runs.csv")
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    fig = figure(summary)
+    fig.write_html(args.out / "figure.html", include_plotlyjs="cdn")
+    if args.png:
+        fig.write_image(args.png, scale=1)
+    print_summary(summary)
+    print(f"\nwritten: {args.out}/{{runs.csv,summary.json,figure.html}} {args.png}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

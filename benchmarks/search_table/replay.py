@@ -1,0 +1,446 @@
+"""Replay a sampler on the tabular benchmark: the sweep's rules, the table's measurements.
+
+A replayed trial looks its result up in ``table.csv`` (``build.py``) instead of training. What
+stays real is everything that decides *which* trials run:
+
+* **Proposals** come from the sweep's own proposer (today ``search.searcher.
+  BudgetedOptunaSearch``, driven without Tune; see :func:`open_proposer`) over the sweep's joint
+  space with the grid's values as overrides: equal family shares (the least-trained family is
+  enqueued before each ask) and ``DUPLICATE`` records for configurations already trained.
+* **Learning rate.** ``adamw.lr`` stays the continuous log range the sweep searches; the
+  proposal's ``lr`` is snapped to the nearest grid value in log space before the proposer
+  checks for duplicates or the table is read (every other parameter is a categorical over the
+  grid's values). The sampler therefore sees its own continuous lr with the snapped row's
+  result. A snapped duplicate costs nothing, as in the searcher.
+* **Early stopping** is the sweep's scheduler (``search.tuner.make_scheduler``: MO-ASHA, grace
+  10, eta 3, per family), fed one result per epoch: the val accuracy of that epoch from the
+  row's curve and the row's FLOPs. A stopped trial never reads its curve past the rung.
+* **Concurrency.** ``max_concurrent_trials`` trials run at once on an event clock that
+  advances by the table's epoch times: a new proposal is made when a slot frees, so samplers
+  see running trials (constant liar etc.) as in the sweep.
+* **Compute** is the sum of the epoch times of the epochs actually trained.
+
+Hypervolume (``search.pareto``) counts COMPLETE trials only, with the reference point of the
+whole table (:func:`default_reference`), normalised by the whole table's front.
+"""
+
+from __future__ import annotations
+
+import csv
+import heapq
+import json
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from search.experiment import Experiment
+from search.pareto import Reference, default_reference, hypervolume, non_dominated_mask
+
+__all__ = [
+    "OBJECTIVES",
+    "SAMPLERS",
+    "ReplayResult",
+    "Row",
+    "Table",
+    "TrialRecord",
+    "load_table",
+    "open_proposer",
+    "replay",
+    "replay_space",
+    "table_from_rows",
+]
+
+#: The sweep's objectives, in the study's order.
+OBJECTIVES = {"val_accuracy": "max", "flops": "min"}
+SAMPLERS = ("random", "tpe", "nsga2", "gp")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One trained grid point: its final result, learning curve and per-epoch times."""
+
+    config: str
+    family: str
+    status: str
+    val_accuracy: float
+    flops: float
+    params: float
+    val_curve: tuple[float, ...]
+    time_curve: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Table:
+    """The rows by configuration (the proposal as sorted JSON) and the hypervolume yardstick."""
+
+    rows: Mapping[str, Row]
+    reference: Reference
+    front_hv: float
+    #: proposal key -> the float values the table holds for it (the snapping grid)
+    grids: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+
+    def snap(self, proposal: Mapping[str, Any]) -> dict[str, Any]:
+        """``proposal`` with every float off the grid moved to its nearest grid value (log)."""
+        out = dict(proposal)
+        for key, grid in self.grids.items():
+            value = out.get(key)
+            if isinstance(value, float) and value > 0 and value not in grid:
+                out[key] = min(grid, key=lambda g: abs(math.log(g) - math.log(value)))
+        return out
+
+    def lookup(self, proposal: Mapping[str, Any]) -> Row:
+        """The row of a (snapped) proposal; ``KeyError`` when the table lacks it."""
+        key = config_key(proposal)
+        if key not in self.rows:
+            raise KeyError(f"no table row for proposal {key}")
+        return self.rows[key]
+
+    def hv(self, points: Iterable[tuple[float, float]]) -> float:
+        """Hypervolume of ``points`` (val_accuracy, flops) as a fraction of the table's."""
+        pts = list(points)
+        directions = list(OBJECTIVES.values())
+        ref = self.reference
+        return hypervolume(pts, ref.point, directions, log_scale=ref.log_scale) / self.front_hv
+
+
+def config_key(proposal: Mapping[str, Any]) -> str:
+    """A proposal's identity, as the table's ``config`` column spells it."""
+    return json.dumps(dict(proposal), sort_keys=True)
+
+
+def _row(raw: Mapping[str, Any]) -> Row:
+    def number(name: str) -> float:
+        value = raw.get(name)
+        return float(value) if value not in (None, "") else math.nan
+
+    return Row(
+        config=config_key(json.loads(raw["config"])),
+        family=str(raw["family"]),
+        status=str(raw["status"]),
+        val_accuracy=number("val_accuracy"),
+        flops=number("flops"),
+        params=number("params"),
+        val_curve=tuple(float(v) for v in json.loads(raw["val_curve"])),
+        time_curve=tuple(float(v) for v in json.loads(raw["time_curve"])),
+    )
+
+
+def _float_grids(rows: Iterable[Row]) -> dict[str, tuple[float, ...]]:
+    """Per proposal key whose table values are all positive floats: those values, sorted."""
+    seen: dict[str, set[Any]] = {}
+    for row in rows:
+        for key, value in json.loads(row.config).items():
+            seen.setdefault(key, set()).add(value)
+    return {
+        key: tuple(sorted(values))
+        for key, values in seen.items()
+        if all(isinstance(v, float) and v > 0 for v in values)
+    }
+
+
+def table_from_rows(raw_rows: Iterable[Mapping[str, Any]]) -> Table:
+    """A :class:`Table` from ``table.csv`` dict rows (strings or numbers)."""
+    rows = [_row(r) for r in raw_rows]
+    by_config = {r.config: r for r in rows}
+    if len(by_config) != len(rows):
+        raise ValueError("the table holds a configuration twice")
+    plain = [{"status": r.status, "val_accuracy": r.val_accuracy, "flops": r.flops} for r in rows]
+    reference = default_reference(plain, OBJECTIVES)
+    complete = [(r.val_accuracy, r.flops) for r in rows if r.status == "COMPLETE"]
+    directions = list(OBJECTIVES.values())
+    front_hv = hypervolume(complete, reference.point, directions, log_scale=reference.log_scale)
+    if not front_hv > 0:
+        raise ValueError("the table has no COMPLETE row with a positive hypervolume")
+    return Table(by_config, reference, front_hv, _float_grids(rows))
+
+
+def load_table(path: str | Path) -> Table:
+    """Read ``table.csv`` as written by ``build.py``."""
+    with Path(path).open(newline="") as fh:
+        return table_from_rows(csv.DictReader(fh))
+
+
+def replay_space(experiment: Experiment, overrides: Mapping[str, Any]) -> Callable[..., Any]:
+    """The sweep's joint space with ``overrides`` (the grid) on top of the experiment's."""
+    from search.tuner import load_experiment_data
+    from spaces import joint
+
+    data = load_experiment_data(experiment)
+    return joint(
+        experiment.families,
+        image_size=data.image_size,
+        in_channels=data.in_channels,
+        overrides={**experiment.space, **overrides},
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The glue to the sweep's proposer (switch here when search.proposer lands)
+
+
+def make_replay_sampler(name: str, *, seed: int, num_trials: int) -> optuna.samplers.BaseSampler:
+    """The sweep's sampler ``name`` (``num_trials`` is for the coming ``make_sampler``)."""
+    from search.searcher import make_sampler
+
+    if name == "gp":  # TEMPORARY: until search.searcher.make_sampler offers "gp"
+        return optuna.samplers.GPSampler(seed=seed)
+    return make_sampler(name, seed=seed, constrained=False)
+
+
+class _SearcherProposer:
+    """TEMPORARY: ``BudgetedOptunaSearch`` driven without Tune, behind the coming
+    ``search.proposer.Proposer`` interface (``propose`` / ``finish``)."""
+
+    def __init__(self, searcher: Any, max_epochs: int) -> None:
+        self._searcher = searcher
+        self._max_epochs = max_epochs
+        self._n = 0
+
+    @property
+    def study(self) -> optuna.Study:
+        return self._searcher.study  # type: ignore[no-any-return]
+
+    def propose(self) -> tuple[str, dict[str, Any]]:
+        handle = f"replay-{self._n:05d}"
+        self._n += 1
+        return handle, dict(self._searcher.suggest(handle))
+
+    def finish(self, handle: str, status: str, result: dict[str, Any]) -> None:
+        """Tell the study: COMPLETE (values), STOPPED (pruned) or FAILED."""
+        if status == "FAILED":
+            result = {**result, "failure_reason": "failed in the table"}
+        self._searcher.on_trial_complete(handle, result=result)
+
+
+def open_proposer(
+    space: Callable[..., Any],
+    table: Table,
+    experiment: Experiment,
+    *,
+    sampler: str,
+    seed: int,
+    num_trials: int,
+) -> _SearcherProposer:
+    """A fresh in-memory study and the sweep's proposal rules over ``space`` (lr snapped)."""
+    from search.searcher import BudgetedOptunaSearch
+
+    def snapped(trial: optuna.Trial) -> dict[str, Any]:
+        return table.snap(space(trial))
+
+    def estimate(proposal: dict[str, Any]) -> dict[str, float]:
+        row = table.lookup(proposal)  # every proposal must hit a row
+        return {"flops": row.flops, "params": row.params}
+
+    searcher = BudgetedOptunaSearch(
+        snapped,
+        metrics=list(OBJECTIVES),
+        modes=list(OBJECTIVES.values()),
+        estimate_fn=estimate,
+        limits={},
+        max_epochs=experiment.epochs,
+        families=experiment.families if experiment.family_allocation == "equal" else None,
+        sampler=make_replay_sampler(sampler, seed=seed, num_trials=num_trials),
+    )
+    return _SearcherProposer(searcher, experiment.epochs)
+
+
+# ---------------------------------------------------------------------------------------------
+# The event clock
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """One trained trial of a replay (finish order)."""
+
+    number: int
+    family: str
+    config: str
+    status: str
+    epochs: int
+    compute_s: float
+    started_s: float
+    finished_s: float
+    values: tuple[float, float] | None
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    """A replay's trials in finish order; ``hv[i]`` / ``compute_s[i]`` after trial ``i + 1``."""
+
+    sampler: str
+    seed: int
+    trials: tuple[TrialRecord, ...]
+    duplicates: int
+    exhausted: bool
+    hv: tuple[float, ...]
+    compute_s: tuple[float, ...]
+
+
+@dataclass
+class _Running:
+    number: int
+    handle: str
+    proposal: dict[str, Any]
+    row: Row
+    started_s: float
+    epoch: int = 0
+    spent_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class _TuneTrial:
+    """What the scheduler reads of a Tune trial."""
+
+    trial_id: str
+    config: dict[str, Any]
+
+
+def _outcome(run: _Running, decision: str, epochs: int) -> str | None:
+    """The trial's status after its epoch ``run.epoch`` (None: it goes on)."""
+    if run.row.status != "COMPLETE" and run.epoch >= len(run.row.time_curve):
+        return "FAILED"
+    if run.epoch >= epochs:
+        return "COMPLETE"
+    return "STOPPED" if decision == "STOP" else None
+
+
+def _result(run: _Running, status: str) -> dict[str, Any]:
+    """The last result a finished trial reports (what the proposer records)."""
+    row = run.row
+    final = status == "COMPLETE"
+    return {
+        "val_accuracy": row.val_accuracy if final else row.val_curve[run.epoch - 1],
+        "flops": row.flops,
+        "params": row.params,
+        "epoch": run.epoch,
+        "train_time_s": run.spent_s,
+    }
+
+
+class _Clock:
+    """Trials as epoch-end events in simulated time, ``slots`` at once."""
+
+    def __init__(self, proposer: _SearcherProposer, table: Table, scheduler: Any) -> None:
+        self.proposer, self.table, self.scheduler = proposer, table, scheduler
+        self.events: list[tuple[float, int, _Running]] = []
+        self.records: list[TrialRecord] = []
+        self.proposed = 0
+        self.exhausted = False
+
+    def start(self, now: float) -> None:
+        """Propose and start one trial at ``now`` (or note that the proposer gave up)."""
+        try:
+            handle, proposal = self.proposer.propose()
+        except RuntimeError:  # the searcher's "N proposals in a row already trained"
+            self.exhausted = True
+            return
+        run = _Running(self.proposed, handle, proposal, self.table.lookup(proposal), now)
+        self.proposed += 1
+        self._schedule(run, now)
+
+    def _schedule(self, run: _Running, now: float) -> None:
+        if run.epoch >= len(run.row.time_curve):  # failed before its first epoch
+            heapq.heappush(self.events, (now, run.number, run))
+            return
+        heapq.heappush(self.events, (now + run.row.time_curve[run.epoch], run.number, run))
+
+    def step(self, epochs: int) -> float:
+        """Process the next epoch end; returns its time."""
+        now, _, run = heapq.heappop(self.events)
+        decision = "CONTINUE"
+        if run.epoch < len(run.row.time_curve):
+            run.spent_s += run.row.time_curve[run.epoch]
+            run.epoch += 1
+            report = {
+                "epoch": run.epoch,
+                "val_accuracy": run.row.val_curve[run.epoch - 1],
+                "flops": run.row.flops,
+            }
+            trial = _TuneTrial(run.handle, run.proposal)
+            decision = str(self.scheduler.on_trial_result(None, trial, report))
+        status = _outcome(run, decision, epochs)
+        if status is None:
+            self._schedule(run, now)
+        else:
+            self._finish(run, status, now)
+        return now
+
+    def _finish(self, run: _Running, status: str, now: float) -> None:
+        result = _result(run, status)
+        self.proposer.finish(run.handle, status, result)
+        values = (result["val_accuracy"], run.row.flops) if status == "COMPLETE" else None
+        self.records.append(
+            TrialRecord(
+                run.number,
+                run.row.family,
+                run.row.config,
+                status,
+                run.epoch,
+                run.spent_s,
+                run.started_s,
+                now,
+                values,
+            )
+        )
+
+
+def _hv_curve(table: Table, records: Iterable[TrialRecord]) -> list[float]:
+    """Normalised hypervolume of the COMPLETE trials after each finished trial."""
+    front: list[tuple[float, float]] = []
+    hv, out = 0.0, []
+    directions = list(OBJECTIVES.values())
+    for rec in records:
+        if rec.values is not None:
+            candidate = [*front, rec.values]
+            mask = non_dominated_mask(candidate, directions)
+            if mask[-1]:
+                front = [p for p, keep in zip(candidate, mask) if keep]
+                hv = table.hv(front)
+        out.append(hv)
+    return out
+
+
+def replay(
+    table: Table,
+    space: Callable[..., Any],
+    experiment: Experiment,
+    *,
+    sampler: str,
+    seed: int,
+    num_trials: int,
+) -> ReplayResult:
+    """One replayed sweep of ``num_trials`` trained trials with ``sampler`` seeded ``seed``."""
+    from search.tuner import make_scheduler
+
+    proposer = open_proposer(
+        space, table, experiment, sampler=sampler, seed=seed, num_trials=num_trials
+    )
+    clock = _Clock(proposer, table, make_scheduler(experiment))
+    slots = experiment.resources.max_concurrent_trials
+    for _ in range(min(slots, num_trials)):
+        clock.start(0.0)
+    while clock.events:
+        before = len(clock.records)
+        now = clock.step(experiment.epochs)
+        if len(clock.records) > before and clock.proposed < num_trials and not clock.exhausted:
+            clock.start(now)
+    records = tuple(clock.records)
+    compute, spent = [], 0.0
+    for rec in records:
+        spent += rec.compute_s
+        compute.append(spent)
+    trials = proposer.study.get_trials(deepcopy=False)
+    duplicates = sum(1 for t in trials if t.user_attrs.get("status") == "DUPLICATE")
+    return ReplayResult(
+        sampler,
+        seed,
+        records,
+        duplicates,
+        clock.exhausted,
+        tuple(_hv_curve(table, records)),
+        tuple(compute),
+    )

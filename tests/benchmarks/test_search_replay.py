@@ -1,0 +1,200 @@
+"""The sampler replay (``benchmarks/search_table/replay.py``) on small synthetic tables.
+
+The tables are built here over the real joint space (two families, a 24-point grid, 9 epochs,
+MO-ASHA rungs at epochs 1 and 3) with made-up curves, so every test runs in seconds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import optuna
+import pytest
+
+from benchmarks.search_table import build
+from benchmarks.search_table.replay import (
+    ReplayResult,
+    Table,
+    replay,
+    replay_space,
+    table_from_rows,
+)
+from search.experiment import Experiment, load_experiment
+
+EPOCHS = 9
+RUNGS = (1, 3)  # grace 1, eta 3, below max_t 9
+FAMILIES = ("mixer", "fnet")
+MODEL_GRID = {
+    f: {**build.MODEL_GRID[f], "patch_size": [1, 2], "hidden_dim": [32, 64], "num_blocks": [2]}
+    for f in FAMILIES
+}
+
+RawRow = dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def experiment() -> Experiment:
+    return load_experiment(
+        "default",
+        [f"epochs={EPOCHS}", f"families=[{', '.join(FAMILIES)}]", "scheduler.grace_period=1"],
+    )
+
+
+@pytest.fixture(scope="module")
+def space(experiment: Experiment) -> Callable[..., Any]:
+    return replay_space(experiment, build.space_overrides(MODEL_GRID))
+
+
+@pytest.fixture(scope="module")
+def raw_rows(space: Callable[..., Any]) -> list[RawRow]:
+    """One made-up row per grid point: a rising val curve, distinct epoch times."""
+    rng = np.random.default_rng(7)
+    rows = []
+    for i, params in enumerate(build.grid_points(FAMILIES, MODEL_GRID)):
+        proposal = space(optuna.trial.FixedTrial(params))
+        final = float(rng.uniform(0.5, 1.0))
+        curve = [round(final * (1 - math.exp(-(e + 1) / rng.uniform(1, 4))), 6) for e in range(9)]
+        times = [round(0.5 + i + 0.01 * e, 4) for e in range(EPOCHS)]
+        rows.append(
+            {
+                "key": build.config_key(params),
+                "family": params["family"],
+                "config": json.dumps(proposal, sort_keys=True),
+                "status": "COMPLETE",
+                "val_accuracy": curve[-1],
+                "flops": float(rng.integers(10_000, 1_000_000)),
+                "params": 1000.0 + i,
+                "val_curve": json.dumps(curve),
+                "time_curve": json.dumps(times),
+            }
+        )
+    return rows
+
+
+@pytest.fixture(scope="module")
+def table(raw_rows: list[RawRow]) -> Table:
+    return table_from_rows(raw_rows)
+
+
+@pytest.fixture(scope="module")
+def run(
+    table: Table, space: Callable[..., Any], experiment: Experiment
+) -> Callable[..., ReplayResult]:
+    def go(sampler: str = "tpe", seed: int = 0, trials: int = 12, tab: Table = table) -> Any:
+        return replay(tab, space, experiment, sampler=sampler, seed=seed, num_trials=trials)
+
+    return go
+
+
+def _edited(
+    rows: list[RawRow], config: str, edit: Callable[[list[float]], list[float]]
+) -> list[RawRow]:
+    """``rows`` with the val curve (and final val) of ``config`` replaced by ``edit(curve)``."""
+    out = []
+    for row in rows:
+        if row["config"] == config:
+            curve = edit(json.loads(row["val_curve"]))
+            row = {**row, "val_curve": json.dumps(curve), "val_accuracy": curve[-1]}
+        out.append(row)
+    return out
+
+
+def test_same_seed_same_curve_another_seed_another(run: Callable[..., ReplayResult]) -> None:
+    first, again, other = run(seed=0), run(seed=0), run(seed=1)
+    assert first.hv == again.hv and first.trials == again.trials
+    assert [t.config for t in first.trials] != [t.config for t in other.trials]
+    assert first.hv != other.hv
+    assert all(a <= b <= 1.0 for a, b in zip(first.hv, first.hv[1:]))
+
+
+def test_every_proposal_hits_a_row_with_lr_snapped(
+    table: Table, space: Callable[..., Any], experiment: Experiment
+) -> None:
+    assert table.snap({"lr": 1.3e-3})["lr"] == 1e-3
+    assert table.snap({"lr": 1.5e-3})["lr"] == 2e-3  # log midpoint: 1.41e-3
+    assert table.snap({"lr": 3.5e-3})["lr"] == 4e-3
+    result = replay(table, space, experiment, sampler="random", seed=3, num_trials=20)
+    assert len(result.trials) == 20 and not result.exhausted
+    assert all(t.config in table.rows for t in result.trials)
+
+
+def test_early_stopping_reads_only_the_rung_prefix(
+    raw_rows: list[RawRow], run: Callable[..., ReplayResult]
+) -> None:
+    base = run(sampler="random", seed=2, trials=16)
+    stopped = [t for t in base.trials if t.status == "STOPPED"]
+    assert stopped and {t.epochs for t in stopped} <= set(RUNGS)
+    rows = raw_rows
+    for t in stopped:  # after its rung, a stopped trial's curve is never read: make it perfect
+        rows = _edited(rows, t.config, functools.partial(_perfect_after, t.epochs))
+    for t in base.trials:  # between the rungs and the last epoch, no curve is read
+        rows = _edited(rows, t.config, _scrambled)
+    poisoned = run(sampler="random", seed=2, trials=16, tab=table_from_rows(rows))
+    # Same trials, values, epochs and times (the hypervolume's yardstick, the whole table's
+    # front, did change: it reads every row's final value).
+    assert poisoned.trials == base.trials
+
+
+def _perfect_after(epoch: int, curve: list[float]) -> list[float]:
+    return curve[:epoch] + [1.0] * (len(curve) - epoch)
+
+
+def _scrambled(curve: list[float]) -> list[float]:
+    read = {*RUNGS, EPOCHS}
+    return [v if e in read else 0.0 for e, v in enumerate(curve, 1)]
+
+
+def test_compute_sums_only_the_trained_epochs(
+    table: Table, run: Callable[..., ReplayResult]
+) -> None:
+    result = run(sampler="random", seed=2, trials=16)
+    assert {t.status for t in result.trials} == {"COMPLETE", "STOPPED"}
+    for t in result.trials:
+        times = table.rows[t.config].time_curve
+        assert t.epochs == EPOCHS if t.status == "COMPLETE" else t.epochs in RUNGS
+        assert t.compute_s == pytest.approx(sum(times[: t.epochs]))
+        assert t.finished_s - t.started_s == pytest.approx(t.compute_s)
+    assert result.compute_s[-1] == pytest.approx(sum(t.compute_s for t in result.trials))
+    full = sum(sum(table.rows[t.config].time_curve) for t in result.trials)
+    assert result.compute_s[-1] < full
+
+
+def test_duplicates_are_recorded_and_cost_nothing(
+    table: Table, run: Callable[..., ReplayResult]
+) -> None:
+    result = run(sampler="random", seed=0, trials=18)
+    assert result.duplicates > 0
+    configs = [t.config for t in result.trials]
+    assert len(configs) == 18 == len(set(configs))  # each trained once, duplicates not trained
+    assert result.compute_s[-1] == pytest.approx(
+        sum(sum(table.rows[c].time_curve[: t.epochs]) for c, t in zip(configs, result.trials))
+    )
+
+
+def test_two_at_a_time_a_new_trial_when_a_slot_frees(run: Callable[..., ReplayResult]) -> None:
+    result = run(sampler="tpe", seed=4, trials=12)
+    starts = sorted(t.started_s for t in result.trials)
+    finishes = {t.finished_s for t in result.trials}
+    assert starts[:2] == [0.0, 0.0]
+    assert all(s in finishes for s in starts[2:])
+    for t in result.trials:  # never more than 2 running at once
+        running = [u for u in result.trials if u.started_s <= t.started_s < u.finished_s]
+        assert len(running) <= 2
+
+
+def test_family_shares_are_equal(run: Callable[..., ReplayResult]) -> None:
+    result = run(sampler="nsga2", seed=5, trials=12)
+    families = [t.family for t in result.trials]
+    assert families.count("mixer") == families.count("fnet") == 6
+
+
+def test_whole_table_reaches_hypervolume_one(table: Table) -> None:
+    points = [(r.val_accuracy, r.flops) for r in table.rows.values()]
+    assert table.hv(points) == pytest.approx(1.0)
+    assert dataclasses.is_dataclass(table)
