@@ -8,8 +8,8 @@
 * **Fair families.** With ``families`` given (``family_allocation: equal``), each proposal's
   family is fixed before the sampler runs (enqueued as a partial trial): the family with the
   fewest trials so far, ties in the experiment's order.
-* **No repeats.** A configuration the study trained already is recorded ``DUPLICATE`` and not
-  trained again.
+* **No repeats.** A configuration the study trained already is recorded ``DUPLICATE``, told
+  as PRUNED (so a sampler steers away instead of proposing it again) and not trained again.
 * **Honest books.** A trial stopped early is told as PRUNED (a partial budget): it never
   reaches ``study.best_trials`` or a front. Every trial carries user attributes (family, the
   full proposal, status, failure reason, per-epoch history, cost, timings), so the study alone
@@ -150,10 +150,12 @@ class Proposer:
             self.study.tell(trial, self._infeasible_values(estimate))
             return False
         if key in self._trained:
-            self._close(
-                trial, TrialStatus.DUPLICATE, "the study already trained this configuration"
-            )
-            self.study.tell(trial, state=TrialState.FAIL)
+            # Told as PRUNED, not FAIL: samplers ignore a failed trial, so TPE would propose
+            # the same configuration again and again; a pruned one counts against its region
+            # (the configuration's own measurement is already in the study).
+            reason = "the study already trained this configuration"
+            self._close(trial, TrialStatus.DUPLICATE, reason)
+            self.study.tell(trial, state=TrialState.PRUNED)
             return False
         trial.set_user_attr("status", TrialStatus.RUNNING)
         self._trained.add(key)

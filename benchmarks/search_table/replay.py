@@ -3,8 +3,8 @@
 A replayed trial looks its result up in ``table.csv`` (``build.py``) instead of training. What
 stays real is everything that decides *which* trials run:
 
-* **Proposals** come from the sweep's own proposer (today ``search.searcher.
-  BudgetedOptunaSearch``, driven without Tune; see :func:`open_proposer`) over the sweep's joint
+* **Proposals** come from the sweep's own proposer (``search.proposer.Proposer``, the rules
+  the Tune searcher applies; see :func:`open_proposer`) over the sweep's joint
   space with the grid's values as overrides: equal family shares (the least-trained family is
   enqueued before each ask) and ``DUPLICATE`` records for configurations already trained.
 * **Learning rate.** ``adamw.lr`` stays the continuous log range the sweep searches; the
@@ -39,6 +39,8 @@ import optuna
 
 from search.experiment import Experiment
 from search.pareto import Reference, default_reference, hypervolume, non_dominated_mask
+from search.proposer import Proposer
+from search.samplers import make_sampler
 
 __all__ = [
     "OBJECTIVES",
@@ -182,38 +184,30 @@ def replay_space(experiment: Experiment, overrides: Mapping[str, Any]) -> Callab
 # The glue to the sweep's proposer (switch here when search.proposer lands)
 
 
-def make_replay_sampler(name: str, *, seed: int, num_trials: int) -> optuna.samplers.BaseSampler:
-    """The sweep's sampler ``name`` (``num_trials`` is for the coming ``make_sampler``)."""
-    from search.searcher import make_sampler
+class _ReplayProposer:
+    """The sweep's :class:`~search.proposer.Proposer` behind handles the event clock holds."""
 
-    if name == "gp":  # TEMPORARY: until search.searcher.make_sampler offers "gp"
-        return optuna.samplers.GPSampler(seed=seed)
-    return make_sampler(name, seed=seed, constrained=False)
-
-
-class _SearcherProposer:
-    """TEMPORARY: ``BudgetedOptunaSearch`` driven without Tune, behind the coming
-    ``search.proposer.Proposer`` interface (``propose`` / ``finish``)."""
-
-    def __init__(self, searcher: Any, max_epochs: int) -> None:
-        self._searcher = searcher
-        self._max_epochs = max_epochs
-        self._n = 0
+    def __init__(self, proposer: Proposer) -> None:
+        self._proposer = proposer
+        self._open: dict[str, optuna.Trial] = {}
 
     @property
     def study(self) -> optuna.Study:
-        return self._searcher.study  # type: ignore[no-any-return]
+        return self._proposer.study
 
     def propose(self) -> tuple[str, dict[str, Any]]:
-        handle = f"replay-{self._n:05d}"
-        self._n += 1
-        return handle, dict(self._searcher.suggest(handle))
+        trial, proposal = self._proposer.propose()
+        handle = f"replay-{trial.number:05d}"
+        self._open[handle] = trial
+        return handle, proposal
 
     def finish(self, handle: str, status: str, result: dict[str, Any]) -> None:
         """Tell the study: COMPLETE (values), STOPPED (pruned) or FAILED."""
+        trial = self._open.pop(handle)
         if status == "FAILED":
-            result = {**result, "failure_reason": "failed in the table"}
-        self._searcher.on_trial_complete(handle, result=result)
+            self._proposer.fail(trial, "failed in the table")
+        else:
+            self._proposer.finish(trial, result)
 
 
 def open_proposer(
@@ -224,9 +218,8 @@ def open_proposer(
     sampler: str,
     seed: int,
     num_trials: int,
-) -> _SearcherProposer:
+) -> _ReplayProposer:
     """A fresh in-memory study and the sweep's proposal rules over ``space`` (lr snapped)."""
-    from search.searcher import BudgetedOptunaSearch
 
     def snapped(trial: optuna.Trial) -> dict[str, Any]:
         return table.snap(space(trial))
@@ -235,17 +228,20 @@ def open_proposer(
         row = table.lookup(proposal)  # every proposal must hit a row
         return {"flops": row.flops, "params": row.params}
 
-    searcher = BudgetedOptunaSearch(
+    study = optuna.create_study(
+        directions=["maximize" if m == "max" else "minimize" for m in OBJECTIVES.values()],
+        sampler=make_sampler(sampler, seed=seed, num_trials=num_trials),
+    )
+    proposer = Proposer(
+        study,
         snapped,
-        metrics=list(OBJECTIVES),
-        modes=list(OBJECTIVES.values()),
+        objectives=OBJECTIVES,
         estimate_fn=estimate,
         limits={},
         max_epochs=experiment.epochs,
-        families=experiment.families if experiment.family_allocation == "equal" else None,
-        sampler=make_replay_sampler(sampler, seed=seed, num_trials=num_trials),
+        families=experiment.family_shares(),
     )
-    return _SearcherProposer(searcher, experiment.epochs)
+    return _ReplayProposer(proposer)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -324,7 +320,7 @@ def _result(run: _Running, status: str) -> dict[str, Any]:
 class _Clock:
     """Trials as epoch-end events in simulated time, ``slots`` at once."""
 
-    def __init__(self, proposer: _SearcherProposer, table: Table, scheduler: Any) -> None:
+    def __init__(self, proposer: _ReplayProposer, table: Table, scheduler: Any) -> None:
         self.proposer, self.table, self.scheduler = proposer, table, scheduler
         self.events: list[tuple[float, int, _Running]] = []
         self.records: list[TrialRecord] = []

@@ -51,7 +51,7 @@ STATE_OF_STATUS = {
     "INFEASIBLE": TrialState.COMPLETE,
     "STOPPED": TrialState.PRUNED,
     "FAILED": TrialState.FAIL,
-    "DUPLICATE": TrialState.FAIL,
+    "DUPLICATE": TrialState.PRUNED,
 }
 
 

@@ -267,7 +267,7 @@ def test_sweep_with_two_concurrent_trials_stores_its_study_in_postgres(
         "COMPLETE": optuna.trial.TrialState.COMPLETE,
         "STOPPED": optuna.trial.TrialState.PRUNED,
         "FAILED": optuna.trial.TrialState.FAIL,
-        "DUPLICATE": optuna.trial.TrialState.FAIL,
+        "DUPLICATE": optuna.trial.TrialState.PRUNED,
     }
     for t in study.trials:
         row = rows[t.number]
