@@ -119,6 +119,10 @@ def summarise(runs: Sequence[dict[str, Any]], iterations: int) -> dict[str, Any]
         }
         row["flops"] = sep[0]["flops"]
         per_k.append(row)
+    flops = [row["flops"] for row in per_k]  # forward FLOPs per image of the k-iteration model
+    # Training compute per image and epoch, in forward-FLOP units (x3 for the backward pass):
+    # `all` runs T iterations every step, `sampled` k ~ U{1..T}, separate runs each their own k.
+    step_flops = {"all": flops[-1], "sampled": statistics.mean(flops), "separate": sum(flops)}
     hv: dict[str, Any] = {}
     for method in ("all", "sampled", None):
         per_seed = []
@@ -131,10 +135,14 @@ def summarise(runs: Sequence[dict[str, Any]], iterations: int) -> dict[str, Any]
                 points = chosen[0]["points"]
             hours = sum(r["train_time_s"] for r in chosen) / 3600
             per_seed.append({"hv": _front_hypervolume(points, ref), "hours": hours})
-        hv[str(method or "separate")] = {
-            "hypervolume": statistics.mean(x["hv"] for x in per_seed),
+        name = str(method or "separate")
+        mean_hv = statistics.mean(x["hv"] for x in per_seed)
+        hv[name] = {
+            "hypervolume": mean_hv,
             "train_hours": statistics.mean(x["hours"] for x in per_seed),
             "hypervolume_per_hour": statistics.mean(x["hv"] / x["hours"] for x in per_seed),
+            "train_flops_per_image_epoch": 3 * step_flops[name],
+            "hypervolume_per_train_gflop": mean_hv / (3 * step_flops[name] / 1e9),
         }
     return {"seeds": seeds, "iterations": iterations, "per_k": per_k, "hypervolume": hv}
 
@@ -150,10 +158,11 @@ def _print(summary: dict[str, Any]) -> None:
             gap = 100 * (a["val_accuracy"] - sep["val_accuracy"])
             cells.append(f"{a['val_accuracy']:.3f} / {a['test_accuracy']:.3f}  {gap:+.1f}")
         print("      ".join(cells))
-    print("\nmethod     front HV   train h   HV per hour")
+    print("\nmethod     front HV   train h   HV per hour   HV per training GFLOP/image-epoch")
     for method, v in summary["hypervolume"].items():
         hv, hours, rate = v["hypervolume"], v["train_hours"], v["hypervolume_per_hour"]
-        print(f"{method:9s}  {hv:.4g}  {hours:.4f}  {rate:.4g}")
+        per_flop = v["hypervolume_per_train_gflop"]
+        print(f"{method:9s}  {hv:.4g}  {hours:.4f}  {rate:8.4g}  {per_flop:.4g}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -163,7 +172,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=40, help="the preset's 40 by default")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/bench_anytime.json"))
+    parser.add_argument("--summarise", type=Path, help="summarise a saved run instead")
     args = parser.parse_args(argv)
+    if args.summarise:
+        saved = json.loads(args.summarise.read_text())
+        saved["summary"] = summarise(saved["runs"], saved["summary"]["iterations"])
+        args.summarise.write_text(json.dumps(saved, indent=1) + "\n")
+        _print(saved["summary"])
+        return 0
     jobs = _jobs(args.seeds, args.iterations, args.epochs)
     started = time.perf_counter()
     runs = []
