@@ -48,33 +48,15 @@ def test_attention_dropout_and_wide_contexts_keep_the_plain_path() -> None:
 
 def test_counted_flops_are_the_architectures() -> None:
     """FLOPs count the plain path: a model's cost does not depend on the shortcut."""
-    torch.manual_seed(0)
-    model = models.build_model(
-        "perceiver",
-        num_classes=10,
-        image_size=8,
-        in_channels=1,
-        patch_size=1,
-        projection_dim=16,
-        num_latents=16,
-        latent_dim=64,
-        cross_heads=4,
+    hp = dict(
+        patch_size=1, projection_dim=16, num_latents=16, latent_dim=64, cross_heads=4,
         num_freq_bands=4,
-    )
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model = models.build_model("perceiver", num_classes=10, image_size=8, in_channels=1, **hp)
     x = torch.randn(2, 1, 8, 8)
     counted = count_flops(model, x)
     with plain_attention():
         assert count_flops(model, x) == counted
-    analytic = models.cost.estimate(
-        "perceiver",
-        image_size=8,
-        in_channels=1,
-        num_classes=10,
-        patch_size=1,
-        projection_dim=16,
-        num_latents=16,
-        latent_dim=64,
-        cross_heads=4,
-        num_freq_bands=4,
-    )
+    analytic = models.cost.estimate("perceiver", image_size=8, in_channels=1, num_classes=10, **hp)
     assert counted // 2 == analytic.flops

@@ -29,6 +29,9 @@ PERCEIVER = {
     "latent_heads": 2,
     "share_weights": True,
     "dropout": 0.0,
+}
+#: The training hyperparameters of every proposal here.
+TRAINING = {
     "optimizer": "adamw",
     "lr": 3e-3,
     "weight_decay": 0.01,
@@ -48,7 +51,8 @@ def _run(config: dict[str, Any], *overrides: str) -> list[dict[str, Any]]:
         report=lambda metrics, _ckpt: reports.append(metrics),
         restore_dir=lambda: nullcontext(None),
     )
-    run_trial(config, experiment=exp, data=load_experiment_data(exp), session=session)
+    proposal = {**config, **TRAINING}
+    run_trial(proposal, experiment=exp, data=load_experiment_data(exp), session=session)
     return reports
 
 
@@ -59,7 +63,7 @@ def test_each_iteration_count_is_evaluated_at_its_own_cost(loss: str) -> None:
     assert "failure_reason" not in last, last.get("failure_reason")
     points = last["anytime"]
     assert [p["iterations"] for p in points] == [1, 2, 3]
-    family, hp, _ = split_proposal(PERCEIVER)
+    family, hp, _ = split_proposal({**PERCEIVER, **TRAINING})
     for p in points:
         k = p["iterations"]
         analytic = estimate(
@@ -91,12 +95,6 @@ def test_other_families_train_as_usual_under_anytime() -> None:
         "tokens_mlp_dim": 16,
         "channels_mlp_dim": 32,
         "dropout": 0.0,
-        "optimizer": "adamw",
-        "lr": 3e-3,
-        "weight_decay": 0.01,
-        "batch_size": 32,
-        "warmup_epochs": 1,
-        "label_smoothing": 0.0,
     }
     last = _run(mixer)[-1]
     assert "failure_reason" not in last and "anytime" not in last
