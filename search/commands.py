@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from search import storage
 from search.errors import UserError
 from search.experiment import Experiment, list_presets, load_experiment, redact
+from search.vocabulary import ANYTIME_OF
 
 if TYPE_CHECKING:
     from search.tuner import SweepResult
@@ -232,7 +233,9 @@ def _print_plan(exp: Experiment, *, resuming: bool = False) -> None:
 
 def _print_outcome(result: SweepResult) -> None:
     counts = ", ".join(f"{n} {s.lower()}" for s, n in sorted(result.counts().items()))
-    print(f"\nTrials: {counts}")
+    anytime = sum(1 for row in result.trials if row.get(ANYTIME_OF))
+    extra = f" ({anytime} of the complete are anytime points of other trials)" if anytime else ""
+    print(f"\nTrials: {counts}{extra}")
     cols = list(result.objectives)
     print(f"Pareto-optimal trials ({len(result.front)}):")
     header = f"  {'trial':<14} {'family':<10} " + " ".join(f"{c:>14}" for c in cols)
