@@ -105,13 +105,10 @@ def analyse(out: Path, exp: Any, wall_s: float, peak: float) -> dict[str, Any]:
     """The sweep's time accounting from its study, Tune's results and the driver's timers."""
     from search.results import load_rows
     from search.timing import DRIVER_PHASES
+    from search.vocabulary import ANYTIME_OF, TrialStatus
 
     rows, _ = load_rows(out)
-    trained = [
-        r
-        for r in rows
-        if r["status"] in ("COMPLETE", "STOPPED", "FAILED") and not r.get("anytime_of")
-    ]
+    trained = [r for r in rows if r["status"] in TrialStatus.trained() and not r.get(ANYTIME_OF)]
     last = _last_results(out)
     slots = exp.resources.max_concurrent_trials
     train_eval = sum(float(r.get("train_time_s") or 0.0) for r in trained)

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from search.errors import UserError
-from search.vocabulary import DATASETS, DOWNLOADABLE_DATASETS, check_val_fraction
+from search.vocabulary import DATASETS, DOWNLOADABLE_DATASETS
 
 __all__ = [
     "MAX_DATASET_BYTES",
@@ -20,6 +20,7 @@ __all__ = [
     "SYNTHETIC_DEFAULTS",
     "check_dataset_fields",
     "check_seed",
+    "check_val_fraction",
     "synthetic_bytes",
 ]
 
@@ -131,3 +132,21 @@ def synthetic_bytes(options: Mapping[str, Any], image_size: int) -> int:
     float32 class means and noise of the larger draw."""
     n_train, n_test, c = options["num_train"], options["num_test"], options["in_channels"]
     return (n_train + n_test + 8 * max(n_train, n_test)) * c * image_size * image_size
+
+
+#: ``dataset.val_fraction`` lies below this: most of the training set is left to train on.
+MAX_VAL_FRACTION = 0.9
+
+
+def check_val_fraction(value: Any, *, required: bool = True) -> str | None:
+    """Why ``dataset.val_fraction=value`` is refused, or None if it is allowed.
+
+    A sweep needs validation images (``required``: ``0 < value``); the data loader alone also
+    takes 0 (no validation split).
+    """
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    low_ok = number and (value > 0 if required else value >= 0)
+    if low_ok and value < MAX_VAL_FRACTION:
+        return None
+    opening = "(0" if required else "[0"
+    return f"dataset.val_fraction={value!r}: expected a number in {opening}, {MAX_VAL_FRACTION:g})"

@@ -215,16 +215,22 @@ class Proposer:
             return TrialStatus.STOPPED
         trial.set_user_attr("status", TrialStatus.COMPLETE)
         self.study.tell(trial, [float(v) for v in values if v is not None])
-        for point in result.get("anytime") or []:
-            self._add_anytime_point(trial, point)
+        points = result.get("anytime") or []
+        if points:  # the parent as stored, read once for all its points
+            parent = next(
+                t for t in self.study.get_trials(deepcopy=False) if t.number == trial.number
+            )
+            for point in points:
+                self._add_anytime_point(parent, point)
         return TrialStatus.COMPLETE
 
-    def _add_anytime_point(self, parent: optuna.Trial, point: Mapping[str, Any]) -> None:
+    def _add_anytime_point(
+        self, frozen: optuna.trial.FrozenTrial, point: Mapping[str, Any]
+    ) -> None:
         """Record the parent's evaluation with ``point["iterations"]`` iterations as a trial
         of its own (COMPLETE, its own values and cost), so the sampler learns from it and it
         is a point on the fronts; ``anytime_of`` links it to the run that trained it. The
         parent's own iteration count is the parent; a count outside the space is not told."""
-        frozen = next(t for t in self.study.get_trials(deepcopy=False) if t.number == parent.number)
         name = ANYTIME_PARAM.get(str(frozen.params.get("family")))
         k = int(point["iterations"])
         values = [point.get(m) for m in self._objectives]

@@ -1,9 +1,8 @@
 """The names the search packages share, each written once, with the one rule for each.
 
 Trial statuses, family and dataset names, the objectives and the result columns that hold
-them, the JSON form of a value, and the check of a dataset's validation fraction. Nothing here
-imports torch, Ray or Optuna, so the experiment loader (which must answer a bad input within
-milliseconds) and every other module can use it.
+them, and the JSON form of a value (the dataset fields' rules are ``search.dataset_rules``).
+Nothing here imports torch, Ray or Optuna, so every module can use it.
 """
 
 from __future__ import annotations
@@ -28,7 +27,6 @@ __all__ = [
     "Objective",
     "SamplerName",
     "TrialStatus",
-    "check_val_fraction",
     "objective_for_column",
     "to_jsonable",
 ]
@@ -134,21 +132,3 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     return str(value)
-
-
-#: ``dataset.val_fraction`` lies below this: most of the training set is left to train on.
-MAX_VAL_FRACTION = 0.9
-
-
-def check_val_fraction(value: Any, *, required: bool = True) -> str | None:
-    """Why ``dataset.val_fraction=value`` is refused, or None if it is allowed.
-
-    A sweep needs validation images (``required``: ``0 < value``); the data loader alone also
-    takes 0 (no validation split).
-    """
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    low_ok = number and (value > 0 if required else value >= 0)
-    if low_ok and value < MAX_VAL_FRACTION:
-        return None
-    opening = "(0" if required else "[0"
-    return f"dataset.val_fraction={value!r}: expected a number in {opening}, {MAX_VAL_FRACTION:g})"

@@ -11,6 +11,7 @@ import pytest
 import models
 import spaces
 from search import data, samplers
+from search.dataset_rules import check_val_fraction
 from search.results import trial_status
 from search.vocabulary import (
     DATASETS,
@@ -18,7 +19,6 @@ from search.vocabulary import (
     OBJECTIVES,
     SAMPLERS,
     TrialStatus,
-    check_val_fraction,
     objective_for_column,
     to_jsonable,
 )
