@@ -62,8 +62,8 @@ _INTERRUPTED_REASON = "the sweep stopped while it ran; re-queued on resume"
 def trial_status(trial: optuna.trial.FrozenTrial) -> TrialStatus:
     """What became of ``trial``: its recorded status, or what its Optuna state says.
 
-    A finished trial whose record still says RUNNING was closed by a resume after its driver
-    stopped: INTERRUPTED.
+    A resume marks the trials its stopped driver left running INTERRUPTED; one still marked
+    RUNNING but finished was closed by an earlier version's resume, which did not: INTERRUPTED.
     """
     recorded = trial.user_attrs.get("status")
     if recorded == TrialStatus.RUNNING and trial.state.is_finished():

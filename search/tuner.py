@@ -76,9 +76,7 @@ class SweepResult:
 # ---- study --------------------------------------------------------------------------------------
 def open_study(experiment: Experiment, *, create: bool = True) -> optuna.Study:
     """The experiment's Optuna study (created with metric names so dashboards label axes)."""
-    storage = optuna.storages.RDBStorage(
-        experiment.storage_url(), engine_kwargs={"pool_pre_ping": True}
-    )
+    storage = _storage(experiment)
     directions: list[Literal["maximize", "minimize"]] = [
         "maximize" if m == "max" else "minimize" for m in experiment.objective_modes
     ]
@@ -93,6 +91,12 @@ def open_study(experiment: Experiment, *, create: bool = True) -> optuna.Study:
     return study
 
 
+def _storage(experiment: Experiment) -> optuna.storages.RDBStorage:
+    return optuna.storages.RDBStorage(
+        experiment.storage_url(), engine_kwargs={"pool_pre_ping": True}
+    )
+
+
 def count_trained(study: optuna.Study) -> int:
     """Trials that used their share of the budget (finished, stopped early, or failed)."""
     return sum(
@@ -102,15 +106,23 @@ def count_trained(study: optuna.Study) -> int:
     )
 
 
-def _requeue_interrupted(study: optuna.Study) -> int:
-    """Trials left RUNNING by a stopped driver: close them and queue their configuration again.
+def _requeue_interrupted(experiment: Experiment, study: optuna.Study) -> int:
+    """Trials left RUNNING by a stopped driver: mark them INTERRUPTED, close them and queue
+    their configuration again.
 
-    A closed trial keeps its ``RUNNING`` status attribute (Optuna freezes attributes at the
-    end of a trial): a finished trial still marked RUNNING reads as INTERRUPTED
-    (``search.results.trial_status``).
+    The mark is written before the trial is closed (Optuna freezes attributes then), through
+    the storage's public API. It covers a trial the driver had only begun to propose when it
+    stopped, which has no status yet and would otherwise read as FAILED: a trained trial that
+    never trained, counted against the budget while its re-queued copy trains as well.
     """
     running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    if not running:
+        return 0
+    storage = _storage(experiment)
+    study_id = storage.get_study_id_from_name(study.study_name)
     for t in running:
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
+        storage.set_trial_user_attr(trial_id, "status", str(TrialStatus.INTERRUPTED))
         study.tell(t.number, state=optuna.trial.TrialState.FAIL)
         study.enqueue_trial(dict(t.params), user_attrs={"requeued_from": t.number})
     return len(running)
@@ -479,7 +491,7 @@ def _sweep(
     with lock:
         data = load_experiment_data(exp)
         study = open_study(exp)
-        requeued = _requeue_interrupted(study)
+        requeued = _requeue_interrupted(exp, study)
         remaining = exp.num_trials - count_trained(study)
         _log(
             verbose,

@@ -24,7 +24,10 @@ import pytest
 import ray
 
 import search
-from search.tuner import open_study
+from search.experiment import load_experiment
+from search.results import trial_rows
+from search.tuner import _requeue_interrupted, count_trained, open_study
+from search.vocabulary import FAMILIES
 
 pytestmark = pytest.mark.slow
 
@@ -206,6 +209,26 @@ def _kill_tree(procs: list[psutil.Process]) -> None:
         except psutil.NoSuchProcess:
             pass
     psutil.wait_procs(procs, timeout=30)
+
+
+def test_resume_marks_trials_its_driver_left_running_interrupted(tmp_path: Path) -> None:
+    # A driver killed while proposing leaves a trial with no status; one killed while training
+    # leaves one marked RUNNING. Both are re-queued and neither counts against the budget.
+    exp = load_experiment("smoke", [f"output_dir={tmp_path}"])
+    study = open_study(exp)
+    study.ask()  # nothing sampled yet
+    study.enqueue_trial({"family": "perceiver"})
+    training = study.ask({"family": optuna.distributions.CategoricalDistribution(FAMILIES)})
+    training.set_user_attr("status", "RUNNING")
+    assert _requeue_interrupted(exp, study) == 2
+    rows = trial_rows(study)
+    assert [r["status"] for r in rows] == ["INTERRUPTED", "INTERRUPTED", "RUNNING", "RUNNING"]
+    assert count_trained(study) == 0
+    waiting = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
+    assert [t.user_attrs["requeued_from"] for t in waiting] == [0, 1]
+    family = optuna.distributions.CategoricalDistribution(FAMILIES)
+    study.ask({"family": family})
+    assert study.ask({"family": family}).params == {"family": "perceiver"}  # as it was
 
 
 def test_sigkill_driver_then_resume_loses_nothing(tmp_path: Path) -> None:
