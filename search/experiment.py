@@ -135,6 +135,10 @@ class TrainingConfig:
     anytime: bool = False
     # all: the mean loss of the shared head after every iteration; sampled: one k per step
     anytime_loss: Literal["all", "sampled"] = "all"
+    # A trial reports to Tune at the epochs its scheduler judges, at its last epoch, with a
+    # checkpoint, and otherwise once this many seconds have passed since its last report (0:
+    # every epoch). Each report waits for the driver; the history records every epoch anyway.
+    report_interval_s: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -146,6 +150,9 @@ class Resources:
     workers_per_trial: int = 1
     max_concurrent_trials: int = 2
     max_failures: int = 0
+    # With retries, a trial checkpoints once this many seconds have passed since its last
+    # checkpoint (0: every epoch): as often as a retry can use one, never more.
+    checkpoint_interval_s: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -653,6 +660,8 @@ def _check_values(exp: Experiment) -> None:
     _in_range("resources.max_concurrent_trials", res.max_concurrent_trials, 1, 10_000)
     positive("resources.max_failures", res.max_failures, allow_zero=True)
     _in_range("resources.max_failures", res.max_failures, 0, 1000)
+    _in_range("resources.checkpoint_interval_s", res.checkpoint_interval_s, 0, 86_400)
+    _in_range("training.report_interval_s", exp.training.report_interval_s, 0, 86_400)
     check_seed(exp.seed)
     if exp.storage is not None:
         _check_storage(exp.storage)

@@ -33,10 +33,17 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
+from search.rungs import rung_milestones
+
 if TYPE_CHECKING:
     from ray.tune.execution.tune_controller import TuneController
 
-__all__ = ["MultiObjectiveASHA", "crowding_distance", "keeps", "nondominated_ranks"]
+__all__ = [
+    "MultiObjectiveASHA",
+    "crowding_distance",
+    "keeps",
+    "nondominated_ranks",
+]
 
 _MODES = ("max", "min")
 
@@ -197,12 +204,7 @@ class MultiObjectiveASHA(FIFOScheduler):
         self._reduction_factor = int(reduction_factor)
         self._time_attr = time_attr
         self._group_by = group_by
-        milestones: list[int] = []
-        milestone = self._grace_period
-        while milestone < self._max_t:
-            milestones.append(milestone)
-            milestone *= self._reduction_factor
-        self._milestones: tuple[int, ...] = tuple(milestones)
+        self._milestones = rung_milestones(grace_period, reduction_factor, max_t)
         # (group, milestone) -> trial_id -> objective vector (minimised), in recording order
         self._rungs: dict[tuple[str, int], dict[str, tuple[float, ...]]] = {}
         self._num_stopped = 0

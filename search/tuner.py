@@ -626,11 +626,11 @@ def make_scheduler(exp: Experiment) -> TrialScheduler:
     """The experiment's early-stopping rule as a Tune scheduler (FIFO: none)."""
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
+    from search.rungs import grace_period, judged_epochs
     from search.schedulers import MultiObjectiveASHA
 
-    grace = min(exp.scheduler.grace_period, exp.epochs)
-    eta = exp.scheduler.reduction_factor
-    if exp.epochs <= 1 or exp.scheduler.name == "none":
+    grace, eta = grace_period(exp), exp.scheduler.reduction_factor
+    if not judged_epochs(exp):
         return FIFOScheduler()
     if exp.scheduler.name == "asha":
         return ASHAScheduler(

@@ -228,7 +228,7 @@ num_trials: 2
 epochs: 4
 sampler: random
 scheduler: {name: none}
-resources: {cpus_per_trial: 1, max_concurrent_trials: 2, max_failures: 2}
+resources: {cpus_per_trial: 1, max_concurrent_trials: 2, max_failures: 2, checkpoint_interval_s: 0}
 training: {eval_test: false}
 space:
   mixer.patch_size: [4]

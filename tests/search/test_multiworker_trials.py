@@ -37,6 +37,7 @@ TWO_WORKERS = [
     "resources.cpus_per_trial=1",
     "resources.max_concurrent_trials=1",
     "resources.max_failures=1",  # retries read checkpoints: trials save one each epoch
+    "resources.checkpoint_interval_s=0",
 ]
 MIXER = {
     "family": "mixer",
@@ -223,6 +224,7 @@ def test_one_rank_failing_ends_the_run_and_a_restart_resumes_zero3(
             "training.zero_stage=3",
             f"resources.workers_per_trial={WORKERS}",
             "resources.max_failures=1",  # a retry reads the checkpoint: one is saved each epoch
+            "resources.checkpoint_interval_s=0",
             # 513 validation images: uneven shards (257 + 256), so each rank evaluates the same
             # number of batches only with the wrapped-around positions, which must not count.
             "dataset.synthetic.num_train=684",

@@ -375,3 +375,16 @@ def test_group_by_ranks_a_trial_only_against_its_own_family() -> None:
     mixed.on_trial_result(None, fast, {"epoch": 1, "val_accuracy": 0.9, "flops": 1e5})
     r = mixed.on_trial_result(None, slow, {"epoch": 1, "val_accuracy": 0.3, "flops": 1e7})
     assert r == TrialScheduler.STOP
+
+
+def test_trials_and_the_scheduler_read_the_same_rungs() -> None:
+    from search.experiment import load_experiment
+    from search.rungs import judged_epochs
+    from search.tuner import make_scheduler
+
+    default = load_experiment("default")  # 40 epochs, grace 10, factor 3
+    assert judged_epochs(default) == (10, 30)
+    scheduler = make_scheduler(default)
+    assert isinstance(scheduler, MultiObjectiveASHA) and scheduler._milestones == (10, 30)
+    assert judged_epochs(load_experiment("default", ["scheduler.name=none"])) == ()
+    assert judged_epochs(load_experiment("default", ["epochs=8"])) == ()  # grace 10 > 8 epochs

@@ -47,11 +47,17 @@ CONFIG = {
 
 @pytest.fixture(scope="module")
 def experiment() -> Experiment:
-    # max_failures > 0: trials checkpoint each epoch (a retry could read it), so the last
-    # epoch's weights can be read back from the final report's checkpoint.
-    return load_experiment(
-        "smoke", ["epochs=4", "dataset.synthetic.num_train=320", "resources.max_failures=1"]
-    )
+    # max_failures > 0 and no interval: trials checkpoint each epoch (a retry could read it),
+    # so the last epoch's weights can be read back from the final report's checkpoint.
+    return load_experiment("smoke", [*_SMALL, "resources.checkpoint_interval_s=0"])
+
+
+_SMALL = (
+    "epochs=4",
+    "dataset.synthetic.num_train=320",
+    "resources.max_failures=1",
+    "training.report_interval_s=0",
+)
 
 
 class _Recorder:
@@ -59,11 +65,13 @@ class _Recorder:
 
     def __init__(self, tmp: Path) -> None:
         self.reports: list[dict[str, Any]] = []
+        self.checkpointed: list[bool] = []  # per report
         self.final_state: dict[str, torch.Tensor] | None = None
         self.tmp = tmp
 
     def report(self, metrics: dict[str, Any], ckpt_dir: str | None) -> None:
         self.reports.append(metrics)
+        self.checkpointed.append(ckpt_dir is not None)
         if ckpt_dir is not None:
             path = Path(ckpt_dir) / CHECKPOINT_TAG / "mp_rank_00_model_states.pt"
             self.final_state = torch.load(path, map_location="cpu", weights_only=False)["module"]
@@ -92,6 +100,43 @@ def test_a_lamb_trial_learns(experiment: Experiment, tmp_path: Path) -> None:
     assert losses[-1] < 0.5 * losses[0], losses
     chance = 1 / experiment.dataset.synthetic["num_classes"]
     assert rec.reports[-1]["val_accuracy"] > chance + 0.3
+
+
+@pytest.mark.parametrize(
+    ("overrides", "checkpointed"),
+    [
+        (["resources.checkpoint_interval_s=0"], [True] * 4),
+        (["resources.checkpoint_interval_s=3600"], [False] * 4),  # none due within the trial
+        (["resources.max_failures=0", "resources.checkpoint_interval_s=0"], [False] * 4),
+    ],
+)
+def test_a_checkpoint_comes_when_a_retry_could_use_it_and_one_is_due(
+    overrides: list[str], checkpointed: list[bool], tmp_path: Path
+) -> None:
+    experiment = load_experiment("smoke", [*_SMALL, *overrides])
+    rec = _train(experiment, {**CONFIG, "optimizer": "adamw", "lr": 3e-3}, tmp_path)
+    assert rec.checkpointed == checkpointed
+    saved = [r["phases"].get("checkpoint", 0.0) for r in rec.reports]
+    assert (saved[-1] > 0) == any(checkpointed[:-1])  # a report carries the time saved before
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reported"),
+    [
+        (["scheduler.name=none"], [4]),  # the last epoch only
+        (
+            ["scheduler.name=moasha", "scheduler.grace_period=1", "scheduler.reduction_factor=2"],
+            [1, 2, 4],
+        ),  # the rungs at 1 and 2, and the last
+    ],
+)
+def test_reports_come_at_judged_epochs_and_the_last_between_intervals(
+    overrides: list[str], reported: list[int], tmp_path: Path
+) -> None:
+    experiment = load_experiment("smoke", [*_SMALL, "training.report_interval_s=3600", *overrides])
+    rec = _train(experiment, {**CONFIG, "optimizer": "adamw", "lr": 3e-3}, tmp_path)
+    assert [r["epoch"] for r in rec.reports] == reported
+    assert [h["epoch"] for h in rec.reports[-1]["history"]] == [1, 2, 3, 4]  # all recorded
 
 
 def test_val_and_test_accuracy_are_measured_on_the_last_epochs_weights(
