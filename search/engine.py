@@ -8,8 +8,10 @@ holds only batch geometry, clipping, ZeRO and precision.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -138,6 +140,7 @@ def build_engine(
     from search.optim import WarmupCosine, build_optimizer
 
     _quiet_deepspeed()
+    _use_this_environments_ninja()
     training = experiment.training
     ds_config = deepspeed_config(
         micro_batch_size=plan.micro_batch_size,
@@ -166,6 +169,20 @@ def build_engine(
         dist_init_required=False,
     )
     return engine
+
+
+def _use_this_environments_ninja() -> None:
+    """Put the ninja installed beside this interpreter (the venv's) first on PATH.
+
+    DeepSpeed JIT-builds an op at its first ``initialize`` and caches it; two ninja versions
+    (the venv's and the system's) do not read each other's build log, so processes started
+    with different PATHs (a ``ray start`` node, a local Ray instance) rebuilt it in turn,
+    ~27 s each time (docs/benchmarks.md).
+    """
+    here = str(Path(sys.executable).parent)
+    path = os.environ.get("PATH", "").split(os.pathsep)
+    if (Path(here) / "ninja").is_file() and path[:1] != [here]:
+        os.environ["PATH"] = os.pathsep.join([here, *(p for p in path if p != here)])
 
 
 def _quiet_deepspeed() -> None:

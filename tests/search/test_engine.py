@@ -90,3 +90,22 @@ def test_a_batch_larger_than_the_training_set_is_refused() -> None:
         plan_batches(64, world=2, n_train=60, max_micro_batch_size=8)  # 30 per worker, 32 a step
     # Exactly one optimizer step per epoch is enough.
     assert plan_batches(256, world=1, n_train=256, max_micro_batch_size=64).steps_per_epoch == 1
+
+
+def test_the_engine_builds_ops_with_this_environments_ninja(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import os
+    import sys
+    from pathlib import Path
+
+    from search.engine import _use_this_environments_ninja
+
+    here = str(Path(sys.executable).parent)
+    if not (Path(here) / "ninja").is_file():
+        pytest.skip("no ninja beside this interpreter (installed with the project's venv)")
+    monkeypatch.setenv("PATH", os.pathsep.join(["/usr/bin", here, "/bin"]))
+    _use_this_environments_ninja()
+    assert os.environ["PATH"].split(os.pathsep) == [here, "/usr/bin", "/bin"]  # once, first
+    _use_this_environments_ninja()
+    assert os.environ["PATH"].split(os.pathsep) == [here, "/usr/bin", "/bin"]

@@ -1,0 +1,178 @@
+"""What would make a default-sweep training step faster here: one step, several ways.
+
+For configurations of the default sweep's space (digits, 8x8, 1 channel, 10 classes), one
+training step (forward, cross-entropy backward, AdamW, gradient clipping at 1.0) on a fixed
+random batch, 1 thread, timed in these variants in one process, interleaved (a, b, c, c, b,
+a, ...) so a shared machine's drifts hit them alike:
+
+- ``plain``: our model in a plain PyTorch loop;
+- ``deepspeed``: the trial's own DeepSpeed engine (``search.engine.build_engine``, fp32);
+- ``bf16``: the plain loop under ``torch.autocast("cpu", torch.bfloat16)`` (native bf16 on CPUs
+  with AVX512-BF16/AMX);
+- ``compiled``: the plain loop with ``torch.compile(model)``; its first step (the compile) is
+  reported apart.
+
+``--batch-sizes`` also times the plain step at other batch sizes: images/s and useful GFLOP/s
+(3 x forward FLOPs x images / s) show how much of the matmul peak these shapes can reach.
+
+    python benchmarks/bench_step_variants.py [--families vit,...]
+        [--variants plain,deepspeed,bf16,compiled] [--batch-sizes 32,64,128,256] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
+
+import models
+from models.cost import estimate
+
+IMAGE = {"image_size": 8, "in_channels": 1, "num_classes": 10}
+VARIANTS = ("plain", "deepspeed", "bf16", "compiled")
+
+#: (family, hyperparameters, batch size): configurations the default sweep trains.
+CONFIGS: list[tuple[str, dict[str, Any], int]] = [
+    ("vit", {"patch_size": 1, "embed_dim": 32, "depth": 2, "num_heads": 4}, 32),
+    ("vit", {"patch_size": 2, "embed_dim": 64, "depth": 2, "num_heads": 4}, 64),
+    ("mixer", {"patch_size": 1, "hidden_dim": 32, "num_blocks": 4}, 64),
+    ("mixer", {"patch_size": 2, "hidden_dim": 64, "num_blocks": 2}, 32),
+    ("fnet", {"patch_size": 2, "hidden_dim": 32, "num_blocks": 2}, 32),
+    ("gmlp", {"patch_size": 2, "hidden_dim": 64, "num_blocks": 2}, 32),
+    ("gmlp", {"patch_size": 1, "hidden_dim": 64, "num_blocks": 4}, 32),
+    (
+        "perceiver",
+        {"patch_size": 2, "projection_dim": 16, "num_latents": 32, "latent_dim": 64,
+         "num_iterations": 3, "self_per_cross": 1, "latent_heads": 4, "cross_heads": 1},
+        32,
+    ),
+]  # fmt: skip
+
+Step = Callable[[torch.Tensor, torch.Tensor], None]
+
+
+def make_step(family: str, hparams: dict[str, Any], batch_size: int, variant: str) -> Step:
+    """One training step of a freshly built model (seed 0) in ``variant``."""
+    torch.manual_seed(0)
+    model = models.build_model(family, **IMAGE, **hparams)
+    if variant == "deepspeed":
+        return _engine_step(model, batch_size)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
+    forward = torch.compile(model) if variant == "compiled" else model
+
+    def step(x: torch.Tensor, y: torch.Tensor) -> None:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=variant == "bf16"):
+            logits = forward(x)
+        loss = F.cross_entropy(logits.float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+
+    return step
+
+
+def _engine_step(model: torch.nn.Module, batch_size: int) -> Step:
+    from search.engine import build_engine, plan_batches
+    from search.experiment import load_experiment
+
+    plan = plan_batches(batch_size, world=1, n_train=1024, max_micro_batch_size=None)
+    hp = {"optimizer": "adamw", "lr": 1e-3, "weight_decay": 0.01, "warmup_epochs": 1}
+    engine = build_engine(
+        model,
+        plan=plan,
+        train_hp=hp,
+        experiment=load_experiment("default"),
+        device=torch.device("cpu"),
+    )
+
+    def step(x: torch.Tensor, y: torch.Tensor) -> None:
+        loss = F.cross_entropy(engine(x).float(), y)
+        engine.backward(loss)
+        engine.step()
+
+    return step
+
+
+def _batch(batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(batch_size, IMAGE["in_channels"], 8, 8, generator=gen)
+    return x, torch.randint(0, IMAGE["num_classes"], (batch_size,), generator=gen)
+
+
+def time_variants(
+    steps: dict[str, Step], batch_size: int, *, repeats: int = 5, per_repeat: int = 20
+) -> dict[str, float]:
+    """Median ms per step of each variant, timed interleaved after 5 warmup steps each."""
+    x, y = _batch(batch_size)
+    for step in steps.values():
+        for _ in range(5):
+            step(x, y)
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    order = list(steps)
+    for r in range(repeats):
+        for name in order if r % 2 == 0 else order[::-1]:
+            start = time.perf_counter()
+            for _ in range(per_repeat):
+                steps[name](x, y)
+            times[name].append((time.perf_counter() - start) / per_repeat * 1000)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def first_step_s(step: Step, batch_size: int) -> float:
+    x, y = _batch(batch_size)
+    start = time.perf_counter()
+    step(x, y)
+    return time.perf_counter() - start
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--families", default=None, help="comma-separated (default: all)")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="plain is always run")
+    parser.add_argument("--batch-sizes", default="32,64,128,256")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args(argv)
+    variants = ["plain", *(v for v in args.variants.split(",") if v and v != "plain")]
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown:
+        parser.error(f"--variants: {unknown} not among {list(VARIANTS)}")
+    torch.set_num_threads(1)
+    rows = []
+    families = args.families.split(",") if args.families else None
+    for family, hparams, bs in CONFIGS:
+        if families is not None and family not in families:
+            continue
+        steps = {v: make_step(family, hparams, bs, v) for v in variants}
+        compile_s = first_step_s(steps["compiled"], bs) if "compiled" in steps else None
+        ms = time_variants(steps, bs)
+        flops = estimate(family, **IMAGE, **hparams).flops
+        scaling = {}
+        for size in (int(b) for b in args.batch_sizes.split(",") if b):
+            step_ms = time_variants({"plain": make_step(family, hparams, size, "plain")}, size)
+            scaling[size] = 3 * flops * size / (step_ms["plain"] / 1000) / 1e9
+        rows.append(
+            {"family": family, "hparams": hparams, "batch_size": bs, "ms_per_step": ms,
+             "compile_s": compile_s, "gflops_by_batch": scaling}
+        )  # fmt: skip
+        ratios = " ".join(f"{v} {ms[v]:.2f} ms ({ms['plain'] / ms[v]:.2f}x)" for v in ms)
+        gf = " ".join(f"b{b}:{g:.0f}" for b, g in scaling.items())
+        first = f" compile {compile_s:.1f} s" if compile_s is not None else ""
+        print(f"{family:9s} bs{bs} {hparams}\n  {ratios}{first}\n  GFLOP/s {gf}", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
