@@ -142,10 +142,11 @@ def build_engine(
     _quiet_deepspeed()
     _use_this_environments_ninja()
     training = experiment.training
+    in_loop = loop_clip_norm(plan, experiment, device) is not None
     ds_config = deepspeed_config(
         micro_batch_size=plan.micro_batch_size,
         grad_accum=plan.grad_accum,
-        grad_clip=training.grad_clip,
+        grad_clip=0.0 if in_loop else training.grad_clip,
         zero_stage=training.zero_stage,
         precision=select_precision(training.precision, device),
     )
@@ -168,7 +169,32 @@ def build_engine(
         config=ds_config,
         dist_init_required=False,
     )
+    if _single_fp32_process(plan, experiment, device):
+        engine.enable_backward_allreduce = False  # one process: nothing to reduce
     return engine
+
+
+def loop_clip_norm(plan: BatchPlan, experiment: Experiment, device: torch.device) -> float | None:
+    """The norm the training loop clips gradients to, or None: DeepSpeed clips (or nothing does).
+
+    In one fp32 process without ZeRO the gradients are this process's own and unscaled, so the
+    loop clips them with torch's foreach ``clip_grad_norm_`` (the same norm and scaling) and
+    the engine skips its gradient all-reduce: DeepSpeed's clipping and all-reduce are
+    per-parameter loops with collectives over a group of one, ~1.3 ms a step on the default
+    sweep's models (docs/benchmarks.md). Elsewhere (several ranks, half precision, ZeRO: the
+    gradients are reduced, scaled or partitioned) DeepSpeed does both.
+    """
+    clip = experiment.training.grad_clip
+    return clip if clip > 0 and _single_fp32_process(plan, experiment, device) else None
+
+
+def _single_fp32_process(plan: BatchPlan, experiment: Experiment, device: torch.device) -> bool:
+    training = experiment.training
+    return (
+        plan.world == 1
+        and training.zero_stage == 0
+        and select_precision(training.precision, device) == "fp32"
+    )
 
 
 def _use_this_environments_ninja() -> None:

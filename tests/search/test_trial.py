@@ -25,6 +25,7 @@ from search.trial import (
     TrialProgress,
     TrialSession,
     _failure_reason,
+    optimizer_step,
     run_trial,
 )
 from search.tuner import load_experiment_data
@@ -137,6 +138,56 @@ def test_reports_come_at_judged_epochs_and_the_last_between_intervals(
     rec = _train(experiment, {**CONFIG, "optimizer": "adamw", "lr": 3e-3}, tmp_path)
     assert [r["epoch"] for r in rec.reports] == reported
     assert [h["epoch"] for h in rec.reports[-1]["history"]] == [1, 2, 3, 4]  # all recorded
+
+
+def test_one_fp32_process_clips_in_the_loop_as_deepspeed_would() -> None:
+    import deepspeed
+    import torch.nn.functional as F
+
+    from search.engine import build_engine, deepspeed_config, loop_clip_norm, plan_batches
+
+    exp = load_experiment("smoke", ["training.grad_clip=0.05"])  # small: every step clips
+    plan = plan_batches(32, world=1, n_train=320, max_micro_batch_size=16)  # 2 micro-steps
+    cpu = torch.device("cpu")
+    _, model_hp, _ = split_proposal(CONFIG)
+
+    def model() -> torch.nn.Module:
+        torch.manual_seed(0)
+        return models.build_model("mixer", num_classes=4, image_size=8, in_channels=3, **model_hp)
+
+    # The trial's engine leaves clipping to the loop and does not all-reduce.
+    hp = {"optimizer": "adamw", "lr": 1e-2, "weight_decay": 0.01, "warmup_epochs": 0}
+    trial_engine = build_engine(model(), plan=plan, train_hp=hp, experiment=exp, device=cpu)
+    assert trial_engine.gradient_clipping() == 0.0 and not trial_engine.enable_backward_allreduce
+    clip = loop_clip_norm(plan, exp, cpu)
+    assert clip == 0.05
+    # Where DeepSpeed must clip (ZeRO partitions the gradients), the loop does not.
+    assert loop_clip_norm(plan, load_experiment("smoke", ["training.zero_stage=1"]), cpu) is None
+
+    def sgd_engine(grad_clip: float) -> Any:  # linear updates: clipping differences show as such
+        net = model()
+        config = deepspeed_config(
+            micro_batch_size=16, grad_accum=2, grad_clip=grad_clip, zero_stage=0, precision="fp32"
+        )
+        optimizer = torch.optim.SGD(net.parameters(), lr=0.5)
+        engine, *_ = deepspeed.initialize(
+            model=net, optimizer=optimizer, config=config, dist_init_required=False
+        )
+        return engine
+
+    ours, deepspeeds, unclipped = sgd_engine(0.0), sgd_engine(0.05), sgd_engine(0.0)
+    ours.enable_backward_allreduce = False  # as build_engine sets it
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(6):  # 3 optimizer steps of 2 micro-steps
+        x, y = torch.randn(16, 3, 8, 8, generator=gen), torch.randint(0, 4, (16,), generator=gen)
+        for engine, norm in ((ours, clip), (deepspeeds, None), (unclipped, None)):
+            optimizer_step(engine, F.cross_entropy(engine(x), y), norm)
+    pairs = list(
+        zip(ours.parameters(), deepspeeds.parameters(), unclipped.parameters(), strict=True)
+    )
+    for a, b, _ in pairs:
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert max(float((a - c).abs().max()) for a, _, c in pairs) > 1e-3  # the clip mattered
 
 
 def test_val_and_test_accuracy_are_measured_on_the_last_epochs_weights(
