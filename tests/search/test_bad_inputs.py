@@ -202,6 +202,16 @@ CASES: list[Case] = [
         "resources.max_concurrent_trials",
     ),
     Case("failures-neg", (*SMOKE, *_set("resources.max_failures=-1")), "resources.max_failures"),
+    Case(
+        "ckpt-interval-neg",
+        (*SMOKE, *_set("resources.checkpoint_interval_s=-1")),
+        "resources.checkpoint_interval_s",
+    ),
+    Case(
+        "report-interval-nan",
+        (*SMOKE, *_set("training.report_interval_s=nan")),
+        "training.report_interval_s",
+    ),
     Case("trials-0", (*SMOKE, *_set("num_trials=0")), "num_trials"),
     Case("trials-huge", (*SMOKE, *_set("num_trials=1000000000000")), "num_trials"),
     Case("epochs-float", (*SMOKE, *_set("epochs=1.5")), "epochs"),
