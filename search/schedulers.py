@@ -38,12 +38,7 @@ from search.rungs import rung_milestones
 if TYPE_CHECKING:
     from ray.tune.execution.tune_controller import TuneController
 
-__all__ = [
-    "MultiObjectiveASHA",
-    "crowding_distance",
-    "keeps",
-    "nondominated_ranks",
-]
+__all__ = ["MultiObjectiveASHA", "crowding_distance", "keeps", "nondominated_ranks"]
 
 _MODES = ("max", "min")
 
