@@ -203,12 +203,12 @@ CASES: list[Case] = [
     ),
     Case("failures-neg", (*SMOKE, *_set("resources.max_failures=-1")), "resources.max_failures"),
     Case(
-        "ckpt-interval-neg",
+        "interval-ckpt-neg",
         (*SMOKE, *_set("resources.checkpoint_interval_s=-1")),
         "resources.checkpoint_interval_s",
     ),
     Case(
-        "report-interval-nan",
+        "interval-report-nan",
         (*SMOKE, *_set("training.report_interval_s=nan")),
         "training.report_interval_s",
     ),
