@@ -142,11 +142,11 @@ def build_engine(
     _quiet_deepspeed()
     _use_this_environments_ninja()
     training = experiment.training
-    in_loop = loop_clip_norm(plan, experiment, device) is not None
+    single = _single_fp32_process(plan, experiment, device)  # the loop clips (loop_clip_norm)
     ds_config = deepspeed_config(
         micro_batch_size=plan.micro_batch_size,
         grad_accum=plan.grad_accum,
-        grad_clip=0.0 if in_loop else training.grad_clip,
+        grad_clip=0.0 if single else training.grad_clip,
         zero_stage=training.zero_stage,
         precision=select_precision(training.precision, device),
     )
@@ -169,7 +169,7 @@ def build_engine(
         config=ds_config,
         dist_init_required=False,
     )
-    if _single_fp32_process(plan, experiment, device):
+    if single:
         engine.enable_backward_allreduce = False  # one process: nothing to reduce
     return engine
 
