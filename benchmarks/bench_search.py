@@ -2,10 +2,12 @@
 
 Each (sampler, seed) replays the default sweep (2 trials at a time, equal family shares,
 MO-ASHA grace 10 / eta 3) on ``benchmarks/search_table/table.csv``: trials look their results
-up instead of training (``benchmarks/search_table/replay.py``). Printed and written: the
-hypervolume (COMPLETE trials, normalised by the whole table's front) against trials and
-against compute, median and quartiles over seeds, and per sampler the trials needed to reach
-random search's median hypervolume at ``--target-trials``.
+up instead of training (``benchmarks/search_table/replay.py``). Printed and written, for
+two hypervolume views (COMPLETE trials; the overall front as a fraction of the whole table's,
+and the mean of each family's front as a fraction of that family's in the table): hypervolume
+against trials and against compute, median and quartiles over seeds; per sampler the trials
+needed to reach random search's median hypervolume at ``--target-trials``; and the same at
+smaller budgets (random search's median at n trials, for n in :data:`BUDGETS`).
 
     python benchmarks/bench_search.py                              # 4 samplers x 10 seeds x 96
     python benchmarks/bench_search.py --samplers random tpe --seeds 3 --trials 40 \\
@@ -112,7 +114,8 @@ def run_all(args: argparse.Namespace) -> list[ReplayResult]:
             results.append(res)
             stopped = sum(t.status == "STOPPED" for t in res.trials)
             print(
-                f"{res.sampler:7s} seed {res.seed:2d}: hv {res.hv[-1]:.4f} after "
+                f"{res.sampler:7s} seed {res.seed:2d}: hv {res.hv[-1]:.4f} (families "
+                f"{res.family_hv[-1]:.4f}) after "
                 f"{len(res.trials)} trials ({stopped} stopped, {res.duplicates} duplicates"
                 f"{', exhausted' if res.exhausted else ''}), compute {res.compute_s[-1]:.0f} s, "
                 f"replayed in {seconds:.1f} s",
@@ -121,19 +124,27 @@ def run_all(args: argparse.Namespace) -> list[ReplayResult]:
     return results
 
 
-def hv_by_trial(runs: Sequence[ReplayResult], trials: int) -> NDArray[np.float64]:
+#: The two hypervolume views of a replay (``ReplayResult`` fields), as printed.
+VIEWS = {"hv": "overall front", "family_hv": "per-family fronts, mean"}
+#: Budgets at which each sampler's trials to random search's hypervolume are printed.
+BUDGETS = (16, 24, 32, 48, 64, 96)
+
+
+def hv_by_trial(runs: Sequence[ReplayResult], trials: int, view: str = "hv") -> NDArray[np.float64]:
     """[runs, trials]: HV after each trial; a run that stopped short holds its last value."""
     out = np.zeros((len(runs), trials))
     for i, res in enumerate(runs):
-        hv = list(res.hv[:trials]) or [0.0]
+        hv = list(getattr(res, view)[:trials]) or [0.0]
         out[i] = hv + [hv[-1]] * (trials - len(hv))
     return out
 
 
-def hv_at_compute(res: ReplayResult, grid: NDArray[np.float64]) -> NDArray[np.float64]:
+def hv_at_compute(
+    res: ReplayResult, grid: NDArray[np.float64], view: str = "hv"
+) -> NDArray[np.float64]:
     """The run's HV when ``grid[j]`` seconds of compute had been spent (finished trials)."""
     idx = np.searchsorted(np.asarray(res.compute_s), grid, side="right") - 1
-    hv = np.asarray(res.hv)
+    hv = np.asarray(getattr(res, view))
     return np.where(idx >= 0, hv[np.maximum(idx, 0)], 0.0)
 
 
@@ -157,95 +168,147 @@ def median_or_none(values: Sequence[int | None]) -> float | None:
     return med if math.isfinite(med) else None
 
 
+def budget_table(
+    by: dict[str, list[ReplayResult]], trials: int, view: str
+) -> dict[str, dict[str, Any]]:
+    """Per budget ``n``: random search's median HV at ``n`` trials and, per sampler, the
+    median trials its seeds need to reach it (None: more than ``trials``)."""
+    out: dict[str, dict[str, Any]] = {}
+    if not by.get("random"):
+        return out
+    for n in [b for b in BUDGETS if b < trials] + [trials]:
+        target = float(np.median(hv_by_trial(by["random"], n, view)[:, n - 1]))
+        needed = {
+            s: median_or_none([trials_to_reach(getattr(r, view), target) for r in rs])
+            for s, rs in by.items()
+        }
+        out[str(n)] = {"target_hv": target, "median_trials": needed}
+    return out
+
+
+def summarise_view(
+    by: dict[str, list[ReplayResult]],
+    view: str,
+    trials: int,
+    target_trials: int,
+    grid: NDArray[np.float64],
+) -> dict[str, Any]:
+    """One hypervolume view: curves (median/quartiles), the random-search target at
+    ``target_trials``, each sampler's trials to it, and the budget table."""
+    target = None
+    if by.get("random"):
+        target = float(np.median(hv_by_trial(by["random"], trials, view)[:, target_trials - 1]))
+    out: dict[str, Any] = {"target_hv": target, "samplers": {}}
+    for s, rs in by.items():
+        curves = [getattr(r, view) for r in rs]
+        per_seed = [trials_to_reach(c, target) for c in curves] if target is not None else []
+        out["samplers"][s] = {
+            "by_trial": quartiles(hv_by_trial(rs, trials, view)),
+            "by_compute": quartiles(np.array([hv_at_compute(r, grid, view) for r in rs])),
+            "trials_to_target": per_seed,
+            "median_trials_to_target": median_or_none(per_seed),
+            "final_hv": [c[-1] if c else 0.0 for c in curves],
+        }
+    out["budgets"] = budget_table(by, trials, view)
+    return out
+
+
 def summarise(
     runs: Sequence[ReplayResult], samplers: Sequence[str], trials: int, target_trials: int
 ) -> dict[str, Any]:
-    """Curves (median/quartiles), the random-search target and each sampler's trials to it."""
+    """Both hypervolume views (:data:`VIEWS`) and each sampler's run statistics."""
     by = {s: [r for r in runs if r.sampler == s] for s in samplers}
     full = [r for r in runs if len(r.compute_s) >= trials]
     top = min((r.compute_s[trials - 1] for r in full), default=0.0)
     grid = np.linspace(0.0, top, COMPUTE_POINTS)
-    target = None
-    if by.get("random"):
-        target = float(np.median(hv_by_trial(by["random"], trials)[:, target_trials - 1]))
-    out: dict[str, Any] = {"trials": trials, "target_trials": target_trials, "target_hv": target}
+    out: dict[str, Any] = {"trials": trials, "target_trials": target_trials}
     out["compute_grid_s"] = grid.tolist()
-    out["samplers"] = {}
-    for s, rs in by.items():
-        per_seed = [trials_to_reach(r.hv, target) for r in rs] if target is not None else []
-        out["samplers"][s] = {
+    out["views"] = {v: summarise_view(by, v, trials, target_trials, grid) for v in VIEWS}
+    out["runs"] = {
+        s: {
             "seeds": len(rs),
-            "by_trial": quartiles(hv_by_trial(rs, trials)),
-            "by_compute": quartiles(np.array([hv_at_compute(r, grid) for r in rs])),
-            "trials_to_target": per_seed,
-            "median_trials_to_target": median_or_none(per_seed),
-            "final_hv": [r.hv[-1] if r.hv else 0.0 for r in rs],
             "compute_s": [r.compute_s[-1] if r.compute_s else 0.0 for r in rs],
             "duplicates": [r.duplicates for r in rs],
             "stopped": [sum(t.status == "STOPPED" for t in r.trials) for r in rs],
             "exhausted": sum(r.exhausted for r in rs),
         }
+        for s, rs in by.items()
+    }
     return out
 
 
 def write_runs(runs: Sequence[ReplayResult], path: Path) -> None:
     """One CSV line per replayed trial (finish order), with the run's HV and compute so far."""
-    fields = ["sampler", "seed", "trial", "hv", "compute_s", *asdict(runs[0].trials[0])]
+    fields = ["sampler", "seed", "trial", *VIEWS, "compute_s", *asdict(runs[0].trials[0])]
     with path.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=fields)
         writer.writeheader()
         for res in runs:
             for i, t in enumerate(res.trials):
                 row = {"sampler": res.sampler, "seed": res.seed, "trial": i + 1}
-                writer.writerow(
-                    {**row, "hv": res.hv[i], "compute_s": res.compute_s[i], **asdict(t)}
-                )
+                row.update({v: getattr(res, v)[i] for v in VIEWS}, compute_s=res.compute_s[i])
+                writer.writerow({**row, **asdict(t)})
 
 
 def figure(summary: dict[str, Any]) -> Any:
-    """Two panels, HV against trials and against compute: median line, quartile band."""
+    """One row per hypervolume view, against trials and against compute: median line,
+    quartile band, random search's target dotted."""
     from plotly.subplots import make_subplots
 
-    fig = make_subplots(
-        rows=1, cols=2, subplot_titles=("HV vs trials", "HV vs compute (CPU-seconds)")
-    )
+    views = summary["views"]
+    titles = [f"{VIEWS[v]}: {axis}" for v in views for axis in ("vs trials", "vs compute")]
+    fig = make_subplots(rows=len(views), cols=2, subplot_titles=titles, vertical_spacing=0.12)
     trials = list(range(1, summary["trials"] + 1))
     grid = summary["compute_grid_s"]
-    for k, (name, s) in enumerate(summary["samplers"].items()):
-        color = f"hsl({k * 360 // len(summary['samplers'])}, 65%, 45%)"
-        for col, (x, q) in enumerate(((trials, s["by_trial"]), (grid, s["by_compute"])), 1):
-            band = dict(x=[*x, *x[::-1]], y=[*q["q3"], *q["q1"][::-1]], fill="toself")
-            fig.add_scatter(
-                **band, line_width=0, fillcolor=color, opacity=0.15, showlegend=False,
-                hoverinfo="skip", row=1, col=col,
-            )  # fmt: skip
-            fig.add_scatter(
-                x=x, y=q["median"], name=name, line_color=color, showlegend=col == 1,
-                row=1, col=col,
-            )  # fmt: skip
-    if summary["target_hv"] is not None:
-        fig.add_hline(y=summary["target_hv"], line_dash="dot", line_color="gray")
-    fig.update_yaxes(title_text="hypervolume / whole table's", row=1, col=1)
-    fig.update_xaxes(title_text="trials", row=1, col=1)
-    fig.update_xaxes(title_text="compute, s", row=1, col=2)
-    fig.update_layout(width=1100, height=450, template="plotly_white")
+    for row, view in enumerate(views.values(), 1):
+        samplers = view["samplers"]
+        for k, (name, s) in enumerate(samplers.items()):
+            color = f"hsl({k * 360 // len(samplers)}, 65%, 45%)"
+            for col, (x, q) in enumerate(((trials, s["by_trial"]), (grid, s["by_compute"])), 1):
+                band = dict(x=[*x, *x[::-1]], y=[*q["q3"], *q["q1"][::-1]], fill="toself")
+                fig.add_scatter(
+                    **band, line_width=0, fillcolor=color, opacity=0.15, showlegend=False,
+                    hoverinfo="skip", row=row, col=col,
+                )  # fmt: skip
+                fig.add_scatter(
+                    x=x, y=q["median"], name=name, line_color=color, legendgroup=name,
+                    showlegend=row == 1 and col == 1, row=row, col=col,
+                )  # fmt: skip
+        if view["target_hv"] is not None:
+            fig.add_hline(y=view["target_hv"], line_dash="dot", line_color="gray", row=row)
+        fig.update_yaxes(title_text="HV / the table's", row=row, col=1)
+    fig.update_xaxes(title_text="trials", row=len(views), col=1)
+    fig.update_xaxes(title_text="compute, s", row=len(views), col=2)
+    fig.update_layout(width=1100, height=420 * len(views), template="plotly_white")
     return fig
 
 
 def print_summary(summary: dict[str, Any]) -> None:
-    """The headline table: final HV quartiles and trials to random search's target."""
+    """Per view: final HV quartiles, trials to random search's target, the budget table."""
     n, t = summary["trials"], summary["target_trials"]
-    target = summary["target_hv"]
-    print(f"\ntarget: random search's median HV at {t} trials = {target}")
-    print(f"{'sampler':8s} {'HV@' + str(n) + ' q1/med/q3':>24s}  trials to target (per seed)")
-    for name, s in summary["samplers"].items():
-        q = s["by_trial"]
-        med = s["median_trials_to_target"]
-        shown = "n/a" if target is None else (f">{n}" if med is None else f"{med:g}")
-        print(
-            f"{name:8s} {q['q1'][-1]:.4f}/{q['median'][-1]:.4f}/{q['q3'][-1]:.4f}  "
-            f"{shown:>5s}  {s['trials_to_target']}"
-        )
+    for name, view in summary["views"].items():
+        target = view["target_hv"]
+        print(f"\n{VIEWS[name]}: random search's median HV at {t} trials = {target}")
+        print(f"{'sampler':8s} {'HV@' + str(n) + ' q1/med/q3':>24s}  trials to target (per seed)")
+        for sampler, s in view["samplers"].items():
+            q = s["by_trial"]
+            med = s["median_trials_to_target"]
+            shown = "n/a" if target is None else (f">{n}" if med is None else f"{med:g}")
+            print(
+                f"{sampler:8s} {q['q1'][-1]:.4f}/{q['median'][-1]:.4f}/{q['q3'][-1]:.4f}  "
+                f"{shown:>5s}  {s['trials_to_target']}"
+            )
+        if view["budgets"]:
+            budgets = view["budgets"]
+            print("median trials to random search's median HV at n trials:")
+            print(f"{'n':>8s} " + " ".join(f"{b:>7s}" for b in budgets))
+            print(f"{'HV':>8s} " + " ".join(f"{b['target_hv']:7.4f}" for b in budgets.values()))
+            for sampler in view["samplers"]:
+                cells = [b["median_trials"][sampler] for b in budgets.values()]
+                print(
+                    f"{sampler:>8s} "
+                    + " ".join(f"{'>' + str(n) if c is None else f'{c:g}':>7s}" for c in cells)
+                )
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

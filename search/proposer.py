@@ -10,6 +10,10 @@
   fewest trials so far, ties in the experiment's order.
 * **No repeats.** A configuration the study trained already is recorded ``DUPLICATE``, told
   as PRUNED (so a sampler steers away instead of proposing it again) and not trained again.
+  A sampler that learns from COMPLETE trials only (GP, NSGA-II) is not moved by that and
+  proposes the same configuration again: after ``explore_after`` duplicates in a row, the next
+  asks of that proposal are drawn uniformly (a seeded ``RandomSampler``) until one is new; the
+  configured sampler keeps the whole history and proposes the next one.
 * **Honest books.** A trial stopped early is told as PRUNED (a partial budget): it never
   reaches ``study.best_trials`` or a front. Every trial carries user attributes (family, the
   full proposal, status, failure reason, per-epoch history, cost, timings), so the study alone
@@ -18,10 +22,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import optuna
@@ -92,6 +97,8 @@ class Proposer:
         max_epochs: int,
         families: Sequence[str] | Mapping[str, int] | None = None,
         max_attempts: int = 200,
+        explore_after: int = 5,
+        seed: int | None = None,
     ) -> None:
         self.study = study
         self._space = space
@@ -102,6 +109,8 @@ class Proposer:
         # family -> its share of the trials (equal: 1 each); None: the sampler picks
         self._shares = _shares(families)
         self.max_attempts = max_attempts
+        self.explore_after = explore_after
+        self._explorer = optuna.samplers.RandomSampler(seed=seed)
         self._trained = {
             config_key(t.user_attrs["config"])
             for t in study.get_trials(deepcopy=False)
@@ -113,22 +122,39 @@ class Proposer:
         """The next proposal to train (its trial RUNNING); infeasible and repeated proposals
         on the way are recorded and skipped."""
         family = self.next_family()
+        repeats = 0  # duplicates in a row
         for _ in range(self.max_attempts):
             if family is not None:
                 self.study.enqueue_trial({"family": family})
-            trial = self.study.ask()
-            # Only what the space returns (a captor would also hold the raw Optuna names).
-            proposal = dict(self._space(trial))
-            if self._screen(trial, proposal):
+            with self._sampling(explore=repeats >= self.explore_after):
+                trial = self.study.ask()
+                # Only what the space returns (a captor would also hold the raw Optuna names).
+                proposal = dict(self._space(trial))
+            status = self._screen(trial, proposal)
+            if status is TrialStatus.RUNNING:
                 return trial, proposal
+            repeats = repeats + 1 if status is TrialStatus.DUPLICATE else 0
         raise RuntimeError(
             f"{self.max_attempts} proposals in a row were over the cost budget "
             f"{self._limits} or already trained: raise budget.max_flops / budget.max_params, "
             "widen the space or ask for fewer trials"
         )
 
-    def _screen(self, trial: optuna.Trial, proposal: dict[str, Any]) -> bool:
-        """Record the proposal; True if it is to be trained, else it is told and closed."""
+    @contextlib.contextmanager
+    def _sampling(self, *, explore: bool) -> Iterator[None]:
+        """The study samples with the explorer inside (``explore``), else its own sampler."""
+        if not explore:
+            yield
+            return
+        own, self.study.sampler = self.study.sampler, self._explorer
+        try:
+            yield
+        finally:
+            self.study.sampler = own
+
+    def _screen(self, trial: optuna.Trial, proposal: dict[str, Any]) -> TrialStatus:
+        """Record the proposal: RUNNING if it is to be trained, else it is told and closed
+        (INFEASIBLE or DUPLICATE)."""
         estimate = self._estimate(proposal)
         limits = {k: v for k, v in self._limits.items() if k in estimate}
         for key, limit in limits.items():
@@ -148,7 +174,7 @@ class Proposer:
         if over:
             self._close(trial, TrialStatus.INFEASIBLE, "over budget: " + ", ".join(over))
             self.study.tell(trial, self._infeasible_values(estimate))
-            return False
+            return TrialStatus.INFEASIBLE
         if key in self._trained:
             # Told as PRUNED, not FAIL: samplers ignore a failed trial, so TPE would propose
             # the same configuration again and again; a pruned one counts against its region
@@ -156,10 +182,10 @@ class Proposer:
             reason = "the study already trained this configuration"
             self._close(trial, TrialStatus.DUPLICATE, reason)
             self.study.tell(trial, state=TrialState.PRUNED)
-            return False
+            return TrialStatus.DUPLICATE
         trial.set_user_attr("status", TrialStatus.RUNNING)
         self._trained.add(key)
-        return True
+        return TrialStatus.RUNNING
 
     def next_family(self) -> str | None:
         """The family whose turn it is (None: the sampler chooses, or a re-queued trial waits)."""

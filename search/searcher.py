@@ -38,6 +38,7 @@ class BudgetedOptunaSearch(OptunaSearch):
         max_epochs: int,
         families: Sequence[str] | Mapping[str, int] | None = None,
         max_infeasible_in_a_row: int = 200,
+        seed: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(space=space, metric=metrics, mode=modes, **kwargs)
@@ -51,6 +52,7 @@ class BudgetedOptunaSearch(OptunaSearch):
             max_epochs=max_epochs,
             families=families,
             max_attempts=max_infeasible_in_a_row,
+            seed=seed,
         )
 
     @property

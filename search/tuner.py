@@ -560,6 +560,8 @@ def _fit(
         )
         limits = {"flops": exp.budget.max_flops, "params": exp.budget.max_params}
         storage = optuna.storages.RDBStorage(exp.storage_url())
+        # A new seed per (re)start: a resume must not replay the first run's proposals.
+        seed = exp.seed + len(open_study(exp).trials)
         searcher = BudgetedOptunaSearch(
             space,
             metrics=exp.objective_metrics,
@@ -568,12 +570,8 @@ def _fit(
             limits=limits,
             max_epochs=exp.epochs,
             families=exp.family_shares(),
-            # A new seed per (re)start: a resume must not replay the first run's proposals.
-            sampler=make_sampler(
-                exp.sampler,
-                seed=exp.seed + len(open_study(exp).trials),
-                num_trials=exp.num_trials,
-            ),
+            sampler=make_sampler(exp.sampler, seed=seed, num_trials=exp.num_trials),
+            seed=seed,
             study_name=exp.name,
             storage=storage,
         )

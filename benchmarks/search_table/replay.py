@@ -21,7 +21,10 @@ stays real is everything that decides *which* trials run:
 * **Compute** is the sum of the epoch times of the epochs actually trained.
 
 Hypervolume (``search.pareto``) counts COMPLETE trials only, with the reference point of the
-whole table (:func:`default_reference`), normalised by the whole table's front.
+whole table (:func:`default_reference`), normalised by the whole table's front. Two views:
+``hv``, of the one front over every family (the report's overall front), and ``family_hv``,
+the mean over families of each family's front as a fraction of that family's front in the
+table (the report's per-family fronts, which equal family shares are there to measure).
 """
 
 from __future__ import annotations
@@ -84,6 +87,8 @@ class Table:
     front_hv: float
     #: proposal key -> the float values the table holds for it (the snapping grid)
     grids: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    #: family -> the hypervolume of that family's front in the table
+    family_front_hv: Mapping[str, float] = field(default_factory=dict)
 
     def snap(self, proposal: Mapping[str, Any]) -> dict[str, Any]:
         """``proposal`` with every float off the grid moved to its nearest grid value (log)."""
@@ -103,10 +108,21 @@ class Table:
 
     def hv(self, points: Iterable[tuple[float, float]]) -> float:
         """Hypervolume of ``points`` (val_accuracy, flops) as a fraction of the table's."""
-        pts = list(points)
-        directions = list(OBJECTIVES.values())
-        ref = self.reference
-        return hypervolume(pts, ref.point, directions, log_scale=ref.log_scale) / self.front_hv
+        return _hypervolume(points, self.reference) / self.front_hv
+
+    def family_hv(self, points: Mapping[str, Iterable[tuple[float, float]]]) -> float:
+        """Mean over the table's families of the hypervolume of ``points[family]`` as a
+        fraction of that family's front in the table (a family without points: 0)."""
+        shares = [
+            _hypervolume(points.get(f, ()), self.reference) / hv
+            for f, hv in self.family_front_hv.items()
+        ]
+        return sum(shares) / len(shares)
+
+
+def _hypervolume(points: Iterable[tuple[float, float]], reference: Reference) -> float:
+    directions = list(OBJECTIVES.values())
+    return hypervolume(list(points), reference.point, directions, log_scale=reference.log_scale)
 
 
 def config_key(proposal: Mapping[str, Any]) -> str:
@@ -152,12 +168,15 @@ def table_from_rows(raw_rows: Iterable[Mapping[str, Any]]) -> Table:
         raise ValueError("the table holds a configuration twice")
     plain = [{"status": r.status, "val_accuracy": r.val_accuracy, "flops": r.flops} for r in rows]
     reference = default_reference(plain, OBJECTIVES)
-    complete = [(r.val_accuracy, r.flops) for r in rows if r.status == "COMPLETE"]
-    directions = list(OBJECTIVES.values())
-    front_hv = hypervolume(complete, reference.point, directions, log_scale=reference.log_scale)
-    if not front_hv > 0:
-        raise ValueError("the table has no COMPLETE row with a positive hypervolume")
-    return Table(by_config, reference, front_hv, _float_grids(rows))
+    complete: dict[str, list[tuple[float, float]]] = {}
+    for r in rows:
+        if r.status == "COMPLETE":
+            complete.setdefault(r.family, []).append((r.val_accuracy, r.flops))
+    front_hv = _hypervolume([p for pts in complete.values() for p in pts], reference)
+    family_hv = {f: _hypervolume(pts, reference) for f, pts in complete.items()}
+    if not front_hv > 0 or not all(hv > 0 for hv in family_hv.values()):
+        raise ValueError("a family of the table has no COMPLETE row with a positive hypervolume")
+    return Table(by_config, reference, front_hv, _float_grids(rows), family_hv)
 
 
 def load_table(path: str | Path) -> Table:
@@ -240,6 +259,7 @@ def open_proposer(
         limits={},
         max_epochs=experiment.epochs,
         families=experiment.family_shares(),
+        seed=seed,
     )
     return _ReplayProposer(proposer)
 
@@ -265,7 +285,8 @@ class TrialRecord:
 
 @dataclass(frozen=True)
 class ReplayResult:
-    """A replay's trials in finish order; ``hv[i]`` / ``compute_s[i]`` after trial ``i + 1``."""
+    """A replay's trials in finish order; ``hv[i]``, ``family_hv[i]`` and ``compute_s[i]``
+    after trial ``i + 1``."""
 
     sampler: str
     seed: int
@@ -274,6 +295,7 @@ class ReplayResult:
     exhausted: bool
     hv: tuple[float, ...]
     compute_s: tuple[float, ...]
+    family_hv: tuple[float, ...] = ()
 
 
 @dataclass
@@ -400,6 +422,18 @@ def _hv_curve(table: Table, records: Iterable[TrialRecord]) -> list[float]:
     return out
 
 
+def _family_hv_curve(table: Table, records: Iterable[TrialRecord]) -> list[float]:
+    """``Table.family_hv`` of the COMPLETE trials after each finished trial."""
+    points: dict[str, list[tuple[float, float]]] = {}
+    hv, out = 0.0, []
+    for rec in records:
+        if rec.values is not None:
+            points.setdefault(rec.family, []).append(rec.values)
+            hv = table.family_hv(points)
+        out.append(hv)
+    return out
+
+
 def replay(
     table: Table,
     space: Callable[..., Any],
@@ -439,4 +473,5 @@ def replay(
         clock.exhausted,
         tuple(_hv_curve(table, records)),
         tuple(compute),
+        tuple(_family_hv_curve(table, records)),
     )

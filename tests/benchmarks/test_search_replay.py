@@ -198,3 +198,21 @@ def test_whole_table_reaches_hypervolume_one(table: Table) -> None:
     points = [(r.val_accuracy, r.flops) for r in table.rows.values()]
     assert table.hv(points) == pytest.approx(1.0)
     assert dataclasses.is_dataclass(table)
+
+
+def test_family_view_is_the_mean_of_each_familys_share(
+    table: Table, run: Callable[..., ReplayResult]
+) -> None:
+    by_family: dict[str, list[tuple[float, float]]] = {}
+    for r in table.rows.values():
+        by_family.setdefault(r.family, []).append((r.val_accuracy, r.flops))
+    assert table.family_hv(by_family) == pytest.approx(1.0)
+    assert table.family_hv({"mixer": by_family["mixer"]}) == pytest.approx(0.5)  # fnet: 0
+    result = run(sampler="random", seed=2, trials=16)
+    assert len(result.family_hv) == len(result.hv) == 16
+    assert all(a <= b <= 1.0 for a, b in zip(result.family_hv, result.family_hv[1:]))
+    found: dict[str, list[tuple[float, float]]] = {}
+    for t in result.trials:
+        if t.values is not None:
+            found.setdefault(t.family, []).append(t.values)
+    assert result.family_hv[-1] == pytest.approx(table.family_hv(found))

@@ -105,3 +105,27 @@ def test_anytime_points_take_no_turn() -> None:
     assert proposal["family"] == "perceiver"
     proposer.finish(trial, _anytime_result(int(proposal["num_iterations"])))
     assert proposer.next_family() == "mixer"
+
+
+def test_a_sampler_stuck_on_a_trained_configuration_is_unstuck_by_uniform_draws() -> None:
+    # PartialFixedSampler with every parameter fixed proposes one configuration forever, as GP
+    # does on a categorical space (it learns nothing from a duplicate told PRUNED).
+    proposer = _proposer(("perceiver",), PERCEIVER_FIXED)
+    first, proposal = proposer.propose()
+    fixed = dict(first.params)
+    stuck = optuna.samplers.PartialFixedSampler(fixed, optuna.samplers.RandomSampler(seed=0))
+    proposer.study.sampler = stuck
+    proposer.finish(first, {"val_accuracy": 0.5, "flops": 1e4, "epoch": 2})
+    proposer.explore_after = 3
+    trial, again = proposer.propose()
+    statuses = [t.user_attrs["status"] for t in proposer.study.trials[1:]]
+    assert statuses[:3] == [TrialStatus.DUPLICATE] * 3  # the stuck sampler's own asks
+    assert statuses[-1] == TrialStatus.RUNNING and len(statuses) >= 4
+    assert again["num_iterations"] != proposal["num_iterations"]  # a new configuration
+    assert all(t.params == fixed for t in proposer.study.trials[1:4])
+    assert proposer.study.sampler is stuck  # the configured sampler proposes the next one
+    proposer.finish(trial, {"val_accuracy": 0.6, "flops": 2e4, "epoch": 2})
+    proposer.explore_after = 10**6  # never explore: the stuck sampler exhausts the attempts
+    proposer.max_attempts = 4
+    with pytest.raises(RuntimeError, match="already trained"):
+        proposer.propose()
