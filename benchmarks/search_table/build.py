@@ -45,7 +45,7 @@ TRAINING_GRID: dict[str, list[Any]] = {
     "optimizer": ["adamw"],
     "adamw.lr": [1.0e-3, 2.0e-3, 4.0e-3],
     "weight_decay": [1.0e-2],
-    "batch_size": [64],
+    "batch_size": [32, 64],
     "warmup_epochs": [1],
     "label_smoothing": [0.0],
 }
