@@ -168,16 +168,23 @@ def median_or_none(values: Sequence[int | None]) -> float | None:
     return med if math.isfinite(med) else None
 
 
+def random_median(by: dict[str, list[ReplayResult]], n: int, view: str) -> float | None:
+    """Random search's median HV after ``n`` trials (None: no random-search runs)."""
+    if not by.get("random"):
+        return None
+    return float(np.median(hv_by_trial(by["random"], n, view)[:, n - 1]))
+
+
 def budget_table(
     by: dict[str, list[ReplayResult]], trials: int, view: str
 ) -> dict[str, dict[str, Any]]:
     """Per budget ``n``: random search's median HV at ``n`` trials and, per sampler, the
     median trials its seeds need to reach it (None: more than ``trials``)."""
     out: dict[str, dict[str, Any]] = {}
-    if not by.get("random"):
-        return out
     for n in [b for b in BUDGETS if b < trials] + [trials]:
-        target = float(np.median(hv_by_trial(by["random"], n, view)[:, n - 1]))
+        target = random_median(by, n, view)
+        if target is None:
+            return out
         needed = {
             s: median_or_none([trials_to_reach(getattr(r, view), target) for r in rs])
             for s, rs in by.items()
@@ -195,9 +202,7 @@ def summarise_view(
 ) -> dict[str, Any]:
     """One hypervolume view: curves (median/quartiles), the random-search target at
     ``target_trials``, each sampler's trials to it, and the budget table."""
-    target = None
-    if by.get("random"):
-        target = float(np.median(hv_by_trial(by["random"], trials, view)[:, target_trials - 1]))
+    target = random_median(by, target_trials, view)
     out: dict[str, Any] = {"target_hv": target, "samplers": {}}
     for s, rs in by.items():
         curves = [getattr(r, view) for r in rs]
