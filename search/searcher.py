@@ -24,7 +24,9 @@ class BudgetedOptunaSearch(OptunaSearch):
     """OptunaSearch whose proposals and records follow :class:`~search.proposer.Proposer`.
 
     ``estimate_fn(proposal) -> {"flops": ..., "params": ...}`` gives the analytic cost;
-    ``limits`` maps those keys to ceilings (``None`` = no ceiling).
+    ``limits`` maps those keys to ceilings (``None`` = no ceiling). ``seed`` seeds the
+    proposer's uniform draws after repeated duplicates; it is not passed on to OptunaSearch,
+    which would only warn that the given ``sampler`` carries its own.
     """
 
     def __init__(
