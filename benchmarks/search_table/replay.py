@@ -406,32 +406,26 @@ class _Clock:
         )
 
 
-def _hv_curve(table: Table, records: Iterable[TrialRecord]) -> list[float]:
-    """Normalised hypervolume of the COMPLETE trials after each finished trial."""
-    front: list[tuple[float, float]] = []
-    hv, out = 0.0, []
+def _hv_curves(table: Table, records: Iterable[TrialRecord]) -> tuple[list[float], list[float]]:
+    """Both hypervolume views of the COMPLETE trials after each finished trial: overall
+    (``Table.hv``) and per family (``Table.family_hv``). Only each family's front is kept: the
+    overall front lies within their union, so both views are recomputed only when a trial
+    joins its family's front."""
+    fronts: dict[str, list[tuple[float, float]]] = {}
     directions = list(OBJECTIVES.values())
+    hv = family_hv = 0.0
+    overall, per_family = [], []
     for rec in records:
         if rec.values is not None:
-            candidate = [*front, rec.values]
+            candidate = [*fronts.get(rec.family, []), rec.values]
             mask = non_dominated_mask(candidate, directions)
             if mask[-1]:
-                front = [p for p, keep in zip(candidate, mask) if keep]
-                hv = table.hv(front)
-        out.append(hv)
-    return out
-
-
-def _family_hv_curve(table: Table, records: Iterable[TrialRecord]) -> list[float]:
-    """``Table.family_hv`` of the COMPLETE trials after each finished trial."""
-    points: dict[str, list[tuple[float, float]]] = {}
-    hv, out = 0.0, []
-    for rec in records:
-        if rec.values is not None:
-            points.setdefault(rec.family, []).append(rec.values)
-            hv = table.family_hv(points)
-        out.append(hv)
-    return out
+                fronts[rec.family] = [p for p, keep in zip(candidate, mask) if keep]
+                hv = table.hv(p for front in fronts.values() for p in front)
+                family_hv = table.family_hv(fronts)
+        overall.append(hv)
+        per_family.append(family_hv)
+    return overall, per_family
 
 
 def replay(
@@ -465,13 +459,14 @@ def replay(
         compute.append(spent)
     trials = proposer.study.get_trials(deepcopy=False)
     duplicates = sum(1 for t in trials if t.user_attrs.get("status") == "DUPLICATE")
+    hv, family_hv = _hv_curves(table, records)
     return ReplayResult(
         sampler,
         seed,
         records,
         duplicates,
         clock.exhausted,
-        tuple(_hv_curve(table, records)),
+        tuple(hv),
         tuple(compute),
-        tuple(_family_hv_curve(table, records)),
+        tuple(family_hv),
     )
