@@ -15,6 +15,11 @@ a, ...) so a shared machine's drifts hit them alike:
 ``--batch-sizes`` also times the plain step at other batch sizes: images/s and useful GFLOP/s
 (3 x forward FLOPs x images / s) show how much of the matmul peak these shapes can reach.
 
+The step's own matrix products, timed alone (every ``mm``/``addmm``/``bmm`` a profiled plain
+step runs, replayed with the same shapes), give the ceiling of an fp32 implementation that
+keeps these products: useful FLOPs over their time alone, beside the machine's 1-thread
+2048 x 2048 peak.
+
     python benchmarks/bench_step_variants.py [--families vit,...]
         [--variants plain,deepspeed,bf16,compiled] [--batch-sizes 32,64,128,256] [--json OUT]
 """
@@ -36,6 +41,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
 import models
+from benchmarks.bench_sweep import matmul_peak_gflops
 from models.cost import estimate
 
 IMAGE = {"image_size": 8, "in_channels": 1, "num_classes": 10}
@@ -129,6 +135,47 @@ def time_variants(
     return {name: statistics.median(t) for name, t in times.items()}
 
 
+#: A GEMM's operands in ``torch.profiler``'s ``input_shapes`` order, by op; and its product.
+GEMMS: dict[str, tuple[Callable[..., torch.Tensor], slice]] = {
+    "aten::mm": (torch.mm, slice(0, 2)),
+    "aten::addmm": (torch.addmm, slice(0, 3)),
+    "aten::bmm": (torch.bmm, slice(0, 2)),
+    "aten::baddbmm": (torch.baddbmm, slice(0, 3)),
+}
+
+
+def step_gemms(step: Step, batch_size: int) -> list[tuple[str, list[tuple[int, ...]]]]:
+    """The matrix products one step runs: (op, operand shapes), in order."""
+    from torch.profiler import ProfilerActivity, profile
+
+    x, y = _batch(batch_size)
+    step(x, y)
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        step(x, y)
+    return [
+        (e.name, [tuple(s) for s in e.input_shapes][GEMMS[e.name][1]])
+        for e in prof.events()
+        if e.name in GEMMS
+    ]
+
+
+def gemm_flops(op: str, shapes: Sequence[tuple[int, ...]]) -> int:
+    """2 m k n (x batch) of one product."""
+    a, b = shapes[-2:]
+    return 2 * a[-2] * a[-1] * b[-1] * (a[0] if op.endswith("bmm") else 1)
+
+
+def time_gemms(gemms: Sequence[tuple[str, list[tuple[int, ...]]]]) -> float:
+    """Median ms of the products alone, back to back, on random operands of their shapes."""
+    calls = [(GEMMS[op][0], [torch.randn(s) for s in shapes]) for op, shapes in gemms]
+
+    def run(_x: torch.Tensor, _y: torch.Tensor) -> None:
+        for fn, args in calls:
+            fn(*args)
+
+    return time_variants({"gemms": run}, 1)["gemms"]
+
+
 def first_step_s(step: Step, batch_size: int) -> float:
     x, y = _batch(batch_size)
     start = time.perf_counter()
@@ -148,6 +195,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         parser.error(f"--variants: {unknown} not among {list(VARIANTS)}")
     torch.set_num_threads(1)
+    peak = matmul_peak_gflops(1)
+    print(f"1-thread fp32 peak (2048 x 2048): {peak:.0f} GFLOP/s", flush=True)
     rows = []
     families = args.families.split(",") if args.families else None
     for family, hparams, bs in CONFIGS:
@@ -157,18 +206,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         compile_s = first_step_s(steps["compiled"], bs) if "compiled" in steps else None
         ms = time_variants(steps, bs)
         flops = estimate(family, **IMAGE, **hparams).flops
+        gemms = step_gemms(steps["plain"], bs)
+        gemm_ms = time_gemms(gemms)
+        useful_gflop = 3 * flops * bs / 1e9
+        step_gflops, ceiling = useful_gflop / (ms["plain"] / 1000), useful_gflop / (gemm_ms / 1000)
         scaling = {}
         for size in (int(b) for b in args.batch_sizes.split(",") if b):
             step_ms = time_variants({"plain": make_step(family, hparams, size, "plain")}, size)
             scaling[size] = 3 * flops * size / (step_ms["plain"] / 1000) / 1e9
         rows.append(
             {"family": family, "hparams": hparams, "batch_size": bs, "ms_per_step": ms,
-             "compile_s": compile_s, "gflops_by_batch": scaling}
+             "compile_s": compile_s, "gflops_by_batch": scaling, "gemms": len(gemms),
+             "gemm_ms": gemm_ms, "gemm_gflops": sum(gemm_flops(*g) for g in gemms) / gemm_ms / 1e6,
+             "step_gflops": step_gflops, "ceiling_gflops": ceiling, "peak_gflops": peak}
         )  # fmt: skip
         ratios = " ".join(f"{v} {ms[v]:.2f} ms ({ms['plain'] / ms[v]:.2f}x)" for v in ms)
         gf = " ".join(f"b{b}:{g:.0f}" for b, g in scaling.items())
         first = f" compile {compile_s:.1f} s" if compile_s is not None else ""
-        print(f"{family:9s} bs{bs} {hparams}\n  {ratios}{first}\n  GFLOP/s {gf}", flush=True)
+        row = rows[-1]
+        print(
+            f"{family:9s} bs{bs} {hparams}\n  {ratios}{first}\n  GFLOP/s {gf}\n"
+            f"  its {len(gemms)} GEMMs alone: {gemm_ms:.2f} ms ({100 * gemm_ms / ms['plain']:.0f}% "
+            f"of the step), {row['gemm_gflops']:.0f} GFLOP/s; ceiling {ceiling:.0f} GFLOP/s "
+            f"= {100 * ceiling / peak:.0f}% of peak (the step {100 * step_gflops / peak:.0f}%)",
+            flush=True,
+        )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1) + "\n")
     return 0
