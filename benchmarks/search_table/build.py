@@ -14,6 +14,7 @@ e.g. a 2-epoch table for a test.
     python benchmarks/search_table/build.py                # the whole grid, 2 processes
     python benchmarks/search_table/build.py --families mixer --limit 4 --out /tmp/t
     python benchmarks/search_table/build.py --set epochs=2 --per-family 1 --out /tmp/t
+    python benchmarks/search_table/build.py --keys keys.txt --set seed=1 --out /tmp/seed1
 """
 
 from __future__ import annotations
@@ -246,11 +247,20 @@ def _provenance(args: argparse.Namespace, families: Sequence[str]) -> dict[str, 
     }
 
 
-def _selected(families: Sequence[str], per_family: int) -> list[dict[str, Any]]:
-    """The grid points of ``families``, the first ``per_family`` of each when that is > 0."""
+def _selected(
+    families: Sequence[str], per_family: int, keys: set[str] | None = None
+) -> list[dict[str, Any]]:
+    """The grid points of ``families`` (only those in ``keys`` when given), the first
+    ``per_family`` of each when that is > 0."""
+    points = [p for p in grid_points(families) if keys is None or config_key(p) in keys]
     if per_family <= 0:
-        return list(grid_points(families))
-    return [p for f in families for p in itertools.islice(grid_points([f]), per_family)]
+        return points
+    return [p for f in families for p in [q for q in points if q["family"] == f][:per_family]]
+
+
+def read_keys(path: Path) -> set[str]:
+    """Row keys, one per line (blank lines ignored)."""
+    return {line.strip() for line in path.read_text().splitlines() if line.strip()}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -261,6 +271,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=0, help="at most this many points per run")
     parser.add_argument("--per-family", type=int, default=0, help="at most this many per family")
     parser.add_argument("--experiment", default=EXPERIMENT, help="preset name or YAML path")
+    parser.add_argument("--keys", type=Path, help="train only these row keys (one per line)")
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="experiment override"
     )
@@ -268,7 +279,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     table = args.out / "table.csv"
     done = _done_keys(table)
-    todo = [p for p in _selected(args.families, args.per_family) if config_key(p) not in done]
+    keys = read_keys(args.keys) if args.keys else None
+    selected = _selected(args.families, args.per_family, keys)
+    todo = [p for p in selected if config_key(p) not in done]
     if args.limit:
         todo = todo[: args.limit]
     provenance = args.out / "provenance.json"
