@@ -40,6 +40,7 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
     for r in rows:
         r["params"] = json.loads(r["key"])
         r["val_accuracy"] = float(r["val_accuracy"])
+        r["test_accuracy"] = float(r["test_accuracy"])
         r["flops"] = float(r["flops"])
     return rows
 
@@ -101,31 +102,47 @@ def analyse(out: Path, table: Path = TABLE) -> dict[str, Any]:
     base = {r["key"]: r for r in read_rows(table)}
     chosen = json.loads((out / "selection.json").read_text())
     seeds = sorted(p for p in out.glob("seed*/table.csv"))
-    reruns = {p.parent.name: {r["key"]: r["val_accuracy"] for r in read_rows(p)} for p in seeds}
+    rerun_rows = {p.parent.name: {r["key"]: r for r in read_rows(p)} for p in seeds}
+    reruns = {s: {k: r["val_accuracy"] for k, r in rows.items()} for s, rows in rerun_rows.items()}
     families: dict[str, Any] = {}
     for family, sel in chosen.items():
         entry: dict[str, Any] = {"fit": additive_fit(by_family(list(base.values()))[family])}
         for part in ("top", "others"):
             keys = sel[part]
             entry[part] = {"table": statistics.fmean(base[k]["val_accuracy"] for k in keys)}
-            for name, vals in reruns.items():
-                got = [vals[k] for k in keys if k in vals]
-                entry[part][name] = statistics.fmean(got) if len(got) == len(keys) else None
+            entry[f"{part}_test"] = {
+                "table": statistics.fmean(base[k]["test_accuracy"] for k in keys)
+            }
+            for name, rows in rerun_rows.items():
+                got = [rows[k] for k in keys if k in rows]
+                full = len(got) == len(keys)
+                for metric, into in (("val_accuracy", part), ("test_accuracy", f"{part}_test")):
+                    entry[into][name] = statistics.fmean(r[metric] for r in got) if full else None
         entry["seed_sd"] = _seed_sd(base, reruns, [*sel["top"], *sel["others"]])
         families[family] = entry
-    return {"seeds": sorted(reruns), "families": families}
+    pooled = {
+        part: {
+            seed: statistics.fmean(e[part][seed] for e in families.values())
+            if all(e[part][seed] is not None for e in families.values())
+            else None
+            for seed in ["table", *sorted(reruns)]
+        }
+        for part in ("top", "others", "top_test", "others_test")
+    }
+    return {"seeds": sorted(reruns), "families": families, "mean_over_families": pooled}
 
 
 def _seed_sd(
     base: Mapping[str, Any], reruns: Mapping[str, Mapping[str, float]], keys: Sequence[str]
 ) -> float | None:
-    """Root-mean-square over configurations of the sd of val accuracy across all seeds."""
+    """Median over configurations of the sd of val accuracy across all seeds (a median: one
+    run that diverges under one seed would dominate a mean)."""
     sds = []
     for k in keys:
         vals = [base[k]["val_accuracy"], *(r[k] for r in reruns.values() if k in r)]
         if len(vals) > 1:
             sds.append(statistics.stdev(vals))
-    return (statistics.fmean(s * s for s in sds)) ** 0.5 if sds else None
+    return statistics.median(sds) if sds else None
 
 
 def _points(value: float | None) -> str:
@@ -134,12 +151,15 @@ def _points(value: float | None) -> str:
 
 def print_summary(result: Mapping[str, Any]) -> None:
     seeds = result["seeds"]
-    print("val accuracy, % (means over the chosen rows; seed0 = the table)")
-    head = " ".join(f"{s:>7s}" for s in ["seed0", *seeds])
+    print("val accuracy (test accuracy), % (means over the chosen rows; seed0 = the table)")
+    head = " ".join(f"{s:>12s}" for s in ["seed0", *seeds])
     print(f"{'family':10s} {'rows':6s} {head}   seed sd  spread  resid  largest effect")
     for family, e in result["families"].items():
         for part in ("top", "others"):
-            vals = " ".join(f"{_points(e[part].get(s)):>7s}" for s in ["table", *seeds])
+            vals = " ".join(
+                f"{_points(e[part].get(s)):>5s} ({_points(e[part + '_test'].get(s)):>4s})"
+                for s in ["table", *seeds]
+            )
             fit = e["fit"]
             tail = (
                 f"   {_points(e['seed_sd']):>7s} {_points(fit['sd']):>7s} "
@@ -148,6 +168,13 @@ def print_summary(result: Mapping[str, Any]) -> None:
                 else ""
             )
             print(f"{family:10s} {part:6s} {vals}{tail}")
+    pooled = result["mean_over_families"]
+    for part in ("top", "others"):
+        vals = " ".join(
+            f"{_points(pooled[part][s]):>5s} ({_points(pooled[part + '_test'][s]):>4s})"
+            for s in ["table", *seeds]
+        )
+        print(f"{'all':10s} {part:6s} {vals}")
     print(f"(one val image = {100 * ONE_IMAGE:.2f} points)")
 
 

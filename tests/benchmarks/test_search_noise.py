@@ -14,7 +14,7 @@ from pathlib import Path
 
 from benchmarks.search_table import build, noise
 
-COLUMNS = ("key", "family", "status", "val_accuracy", "flops")
+COLUMNS = ("key", "family", "status", "val_accuracy", "test_accuracy", "flops")
 
 
 def _key(family: str, width: int, lr: float) -> str:
@@ -31,7 +31,7 @@ def _table(path: Path, seed: int) -> None:
             for family, acc in (("signal", signal), ("luck", 0.95 + rng.gauss(0, 0.01))):
                 rows.append(
                     {"key": _key(family, width, lr), "family": family, "status": "COMPLETE",
-                     "val_accuracy": acc, "flops": 1000 + width}
+                     "val_accuracy": acc, "test_accuracy": acc - 0.01, "flops": 1000 + width}
                 )  # fmt: skip
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as fh:
@@ -62,6 +62,7 @@ def test_the_study_separates_configuration_effects_from_seed_draws(tmp_path: Pat
         assert signal["top"][seed] - signal["others"][seed] > 0.02
     assert signal["fit"]["residual_sd"] < 1e-6 < signal["fit"]["sd"]
     assert signal["seed_sd"] < 1e-9
+    assert abs(signal["top_test"]["seed1"] - (signal["top"]["seed1"] - 0.01)) < 1e-9
     # the lucky family's top rows are ahead only in the table they were picked from
     assert luck["top"]["table"] - luck["others"]["table"] > 0.01
     for seed in ("seed1", "seed2"):
