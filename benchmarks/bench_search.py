@@ -81,7 +81,8 @@ def _setup(table: Path, experiment: str, overrides: Sequence[str], trials: int) 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     exp = load_experiment(experiment, list(overrides))
     space = replay_space(exp, build.space_overrides())
-    _SETUP.update(table=load_table(table), experiment=exp, space=space, trials=trials)
+    rows = load_table(table, exp.families)  # the searched families' yardsticks
+    _SETUP.update(table=rows, experiment=exp, space=space, trials=trials)
 
 
 def _replay_one(job: tuple[str, int]) -> tuple[ReplayResult, float]:

@@ -179,10 +179,12 @@ def table_from_rows(raw_rows: Iterable[Mapping[str, Any]]) -> Table:
     return Table(by_config, reference, front_hv, _float_grids(rows), family_hv)
 
 
-def load_table(path: str | Path) -> Table:
-    """Read ``table.csv`` as written by ``build.py``."""
+def load_table(path: str | Path, families: Iterable[str] | None = None) -> Table:
+    """Read ``table.csv`` as written by ``build.py``: the rows of ``families`` when given, so
+    that the hypervolume yardsticks are those of the families a replay searches."""
+    keep = None if families is None else set(families)
     with Path(path).open(newline="") as fh:
-        return table_from_rows(csv.DictReader(fh))
+        return table_from_rows(r for r in csv.DictReader(fh) if keep is None or r["family"] in keep)
 
 
 def replay_space(experiment: Experiment, overrides: Mapping[str, Any]) -> Callable[..., Any]:

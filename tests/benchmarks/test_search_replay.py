@@ -6,11 +6,13 @@ MO-ASHA rungs at epochs 1 and 3) with made-up curves, so every test runs in seco
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import functools
 import json
 import math
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,6 +23,7 @@ from benchmarks.search_table import build
 from benchmarks.search_table.replay import (
     ReplayResult,
     Table,
+    load_table,
     replay,
     replay_space,
     table_from_rows,
@@ -216,3 +219,19 @@ def test_family_view_is_the_mean_of_each_familys_share(
         if t.values is not None:
             found.setdefault(t.family, []).append(t.values)
     assert result.family_hv[-1] == pytest.approx(table.family_hv(found))
+
+
+def test_a_table_read_for_some_families_measures_against_theirs_alone(
+    raw_rows: list[RawRow], tmp_path: Path
+) -> None:
+    path = tmp_path / "table.csv"
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(raw_rows[0]))
+        writer.writeheader()
+        writer.writerows(raw_rows)
+    mixer = load_table(path, ["mixer"])
+    assert {r.family for r in mixer.rows.values()} == {"mixer"}
+    assert set(mixer.family_front_hv) == {"mixer"}
+    points = [(r.val_accuracy, r.flops) for r in mixer.rows.values()]
+    assert mixer.hv(points) == pytest.approx(1.0) == mixer.family_hv({"mixer": points})
+    assert len(load_table(path).rows) == len(raw_rows)
