@@ -281,6 +281,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     done = _done_keys(table)
     keys = read_keys(args.keys) if args.keys else None
     selected = _selected(args.families, args.per_family, keys)
+    unknown = sorted((keys or set()) - {config_key(p) for p in grid_points(args.families)})
+    if unknown:
+        parser.error(
+            f"--keys: {len(unknown)} keys are no grid point of {args.families}: {unknown[0]}"
+        )
     todo = [p for p in selected if config_key(p) not in done]
     if args.limit:
         todo = todo[: args.limit]

@@ -188,7 +188,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     if args.command == "select":
         chosen = select(read_rows(args.table), args.top)
-        (args.out / "selection.json").write_text(json.dumps(chosen, indent=1) + "\n")
+        text = json.dumps(chosen, indent=1) + "\n"
+        selection = args.out / "selection.json"
+        if selection.exists() and selection.read_text() != text:
+            parser.error(f"--out: {args.out} holds another selection; choose a new folder")
+        selection.write_text(text)
         keys = [k for sel in chosen.values() for part in sel.values() for k in part]
         (args.out / "keys.txt").write_text("\n".join(keys) + "\n")
         print(f"{len(keys)} keys -> {args.out / 'keys.txt'}")

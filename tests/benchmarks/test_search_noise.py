@@ -12,6 +12,8 @@ import json
 import random
 from pathlib import Path
 
+import pytest
+
 from benchmarks.search_table import build, noise
 
 COLUMNS = ("key", "family", "status", "val_accuracy", "test_accuracy", "flops")
@@ -75,3 +77,27 @@ def test_the_builder_trains_only_the_keys_it_is_given() -> None:
     keys = {build.config_key(second)}
     assert build._selected(["mixer", "fnet"], 0, keys) == [second]
     assert build._selected(["mixer"], 1, None) == [first]
+
+
+def test_a_second_selection_never_overwrites_the_first(tmp_path: Path) -> None:
+    _table(tmp_path / "table.csv", seed=0)
+    args = ["--out", str(tmp_path / "noise"), "--table", str(tmp_path / "table.csv")]
+    assert noise.main(["select", *args, "--top", "3"]) == 0
+    first = (tmp_path / "noise" / "selection.json").read_text()
+    assert noise.main(["select", *args, "--top", "3"]) == 0  # the same selection: fine
+    with pytest.raises(SystemExit) as exc:
+        noise.main(["select", *args, "--top", "2"])
+    assert exc.value.code == 2
+    assert (tmp_path / "noise" / "selection.json").read_text() == first
+
+
+def test_the_builder_refuses_keys_of_no_grid_point(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    keys = tmp_path / "keys.txt"
+    keys.write_text(_key("mixer", 3, 1e-3) + "\n")
+    with pytest.raises(SystemExit) as exc:
+        build.main(["--keys", str(keys), "--out", str(tmp_path / "out")])
+    assert exc.value.code == 2
+    assert "--keys: 1 keys are no grid point" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "table.csv").exists()
