@@ -3,6 +3,7 @@ hyperparameters for CPU and GPU, and the warmup + cosine schedule."""
 
 from __future__ import annotations
 
+import copy
 import itertools
 
 import pytest
@@ -89,6 +90,23 @@ def test_cpu_and_gpu_optimizers_get_the_same_hyperparameters() -> None:
         assert a_cpu.kwargs[key] == a_gpu.kwargs[key] == value
     with pytest.raises(ValueError, match=r"optimizer='sgd'.*allowed: adamw, lamb"):
         optimizer_spec("sgd", lr=0.1, fused=False)
+
+
+def test_the_cpu_adamw_is_torchs_fused_kernel_with_the_plain_update() -> None:
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.LayerNorm(5), torch.nn.Linear(5, 3))
+    twin = copy.deepcopy(model)
+    ours = build_optimizer(model, "adamw", lr=1e-2, weight_decay=0.05, fused=False)
+    assert all(group["fused"] for group in ours.param_groups)
+    plain = torch.optim.AdamW(param_groups(twin, 0.05), lr=1e-2, **ADAMW_HPARAMS, foreach=False)
+    x = torch.randn(16, 6)
+    for _ in range(20):
+        for net, opt in ((model, ours), (twin, plain)):
+            opt.zero_grad()
+            net(x).square().mean().backward()
+            opt.step()
+    for a, b in zip(model.parameters(), twin.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
 def _no_decay_names(model: torch.nn.Module, weight_decay: float = 0.05) -> set[str]:
