@@ -103,10 +103,10 @@ def analyse(out: Path, table: Path = TABLE) -> dict[str, Any]:
     chosen = json.loads((out / "selection.json").read_text())
     seeds = sorted(p for p in out.glob("seed*/table.csv"))
     rerun_rows = {p.parent.name: {r["key"]: r for r in read_rows(p)} for p in seeds}
-    reruns = {s: {k: r["val_accuracy"] for k, r in rows.items()} for s, rows in rerun_rows.items()}
+    groups = by_family(list(base.values()))
     families: dict[str, Any] = {}
     for family, sel in chosen.items():
-        entry: dict[str, Any] = {"fit": additive_fit(by_family(list(base.values()))[family])}
+        entry: dict[str, Any] = {"fit": additive_fit(groups[family])}
         for part in ("top", "others"):
             keys = sel[part]
             entry[part] = {"table": statistics.fmean(base[k]["val_accuracy"] for k in keys)}
@@ -118,28 +118,28 @@ def analyse(out: Path, table: Path = TABLE) -> dict[str, Any]:
                 full = len(got) == len(keys)
                 for metric, into in (("val_accuracy", part), ("test_accuracy", f"{part}_test")):
                     entry[into][name] = statistics.fmean(r[metric] for r in got) if full else None
-        entry["seed_sd"] = _seed_sd(base, reruns, [*sel["top"], *sel["others"]])
+        entry["seed_sd"] = _seed_sd(base, rerun_rows, [*sel["top"], *sel["others"]])
         families[family] = entry
     pooled = {
         part: {
             seed: statistics.fmean(e[part][seed] for e in families.values())
             if all(e[part][seed] is not None for e in families.values())
             else None
-            for seed in ["table", *sorted(reruns)]
+            for seed in ["table", *sorted(rerun_rows)]
         }
         for part in ("top", "others", "top_test", "others_test")
     }
-    return {"seeds": sorted(reruns), "families": families, "mean_over_families": pooled}
+    return {"seeds": sorted(rerun_rows), "families": families, "mean_over_families": pooled}
 
 
 def _seed_sd(
-    base: Mapping[str, Any], reruns: Mapping[str, Mapping[str, float]], keys: Sequence[str]
+    base: Mapping[str, Any], reruns: Mapping[str, Mapping[str, Any]], keys: Sequence[str]
 ) -> float | None:
     """Median over configurations of the sd of val accuracy across all seeds (a median: one
-    run that diverges under one seed would dominate a mean)."""
+    run that fails under one seed would dominate a mean)."""
     sds = []
     for k in keys:
-        vals = [base[k]["val_accuracy"], *(r[k] for r in reruns.values() if k in r)]
+        vals = [base[k]["val_accuracy"], *(r[k]["val_accuracy"] for r in reruns.values() if k in r)]
         if len(vals) > 1:
             sds.append(statistics.stdev(vals))
     return statistics.median(sds) if sds else None
