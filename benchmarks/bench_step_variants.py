@@ -208,6 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         flops = estimate(family, **IMAGE, **hparams).flops
         gemms = step_gemms(steps["plain"], bs)
         gemm_ms = time_gemms(gemms)
+        gemm_gflops = sum(gemm_flops(*g) for g in gemms) / gemm_ms / 1e6
         useful_gflop = 3 * flops * bs / 1e9
         step_gflops, ceiling = useful_gflop / (ms["plain"] / 1000), useful_gflop / (gemm_ms / 1000)
         scaling = {}
@@ -217,17 +218,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows.append(
             {"family": family, "hparams": hparams, "batch_size": bs, "ms_per_step": ms,
              "compile_s": compile_s, "gflops_by_batch": scaling, "gemms": len(gemms),
-             "gemm_ms": gemm_ms, "gemm_gflops": sum(gemm_flops(*g) for g in gemms) / gemm_ms / 1e6,
+             "gemm_ms": gemm_ms, "gemm_gflops": gemm_gflops,
              "step_gflops": step_gflops, "ceiling_gflops": ceiling, "peak_gflops": peak}
         )  # fmt: skip
         ratios = " ".join(f"{v} {ms[v]:.2f} ms ({ms['plain'] / ms[v]:.2f}x)" for v in ms)
         gf = " ".join(f"b{b}:{g:.0f}" for b, g in scaling.items())
         first = f" compile {compile_s:.1f} s" if compile_s is not None else ""
-        row = rows[-1]
         print(
             f"{family:9s} bs{bs} {hparams}\n  {ratios}{first}\n  GFLOP/s {gf}\n"
             f"  its {len(gemms)} GEMMs alone: {gemm_ms:.2f} ms ({100 * gemm_ms / ms['plain']:.0f}% "
-            f"of the step), {row['gemm_gflops']:.0f} GFLOP/s; ceiling {ceiling:.0f} GFLOP/s "
+            f"of the step), {gemm_gflops:.0f} GFLOP/s; ceiling {ceiling:.0f} GFLOP/s "
             f"= {100 * ceiling / peak:.0f}% of peak (the step {100 * step_gflops / peak:.0f}%)",
             flush=True,
         )
