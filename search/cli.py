@@ -110,6 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "--debug" in head:
         arguments.remove("--debug")
     args = build_parser().parse_args(arguments)
+    args.debug = debug  # also: the libraries' output stays on the terminal (search.console)
     try:
         _check_flags(args)
         return int(args.func(args) or 0)

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from search import storage
+from search import console, storage
 from search.errors import UserError
 from search.experiment import Experiment, list_presets, load_experiment, redact
 from search.vocabulary import ANYTIME_OF
@@ -70,11 +70,12 @@ def _run(args: argparse.Namespace) -> int:
     if args.output is not None:  # checked like the output_dir field ('' is refused, not ignored)
         exp = load_experiment({**exp.to_dict(), "output_dir": args.output})
     args.where = exp.output_location()
-    _print_plan(exp)
+    _print_plan(exp, log=not args.debug)
     if args.dry_run:
         return 0
-    result = run(exp, address=args.address, report=not args.no_report)
-    _print_outcome(result)
+    with console.libraries_to_log("run", enabled=not args.debug):
+        result = run(exp, address=args.address, report=not args.no_report)
+    _print_outcome(result, log=not args.debug)
     return 0
 
 
@@ -84,9 +85,10 @@ def _resume(args: argparse.Namespace) -> int:
     args.where = args.output_dir
     plan = _stored_plan(args.output_dir)
     if plan is not None:
-        _print_plan(plan, resuming=True)
-    result = resume(args.output_dir, address=args.address, report=not args.no_report)
-    _print_outcome(result)
+        _print_plan(plan, resuming=True, log=not args.debug)
+    with console.libraries_to_log("resume", enabled=not args.debug):
+        result = resume(args.output_dir, address=args.address, report=not args.no_report)
+    _print_outcome(result, log=not args.debug)
     return 0
 
 
@@ -193,7 +195,7 @@ def _reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_plan(exp: Experiment, *, resuming: bool = False) -> None:
+def _print_plan(exp: Experiment, *, resuming: bool = False, log: bool) -> None:
     from spaces import SPACES
 
     ds = exp.dataset
@@ -228,29 +230,38 @@ def _print_plan(exp: Experiment, *, resuming: bool = False) -> None:
         )
     lines.append(f"  output      {exp.output_location()}")
     lines.append(f"  study       {redact(exp.storage_url())}")
-    print("\n".join(lines), flush=True)
+    if log:
+        where = storage.join(exp.output_location(), console.LOG_NAME)
+        lines.append(f"  log         {where} (Optuna, Ray, DeepSpeed; --debug prints it here)")
+    console.say("\n".join(lines))
 
 
-def _print_outcome(result: SweepResult) -> None:
+def _print_outcome(result: SweepResult, *, log: bool) -> None:
     counts = ", ".join(f"{n} {s.lower()}" for s, n in sorted(result.counts().items()))
     anytime = sum(1 for row in result.trials if row.get(ANYTIME_OF))
     extra = f" ({anytime} of the complete are anytime points of other trials)" if anytime else ""
-    print(f"\nTrials: {counts}{extra}")
     cols = list(result.objectives)
-    print(f"Pareto-optimal trials ({len(result.front)}):")
-    header = f"  {'trial':<14} {'family':<10} " + " ".join(f"{c:>14}" for c in cols)
-    print(header + "  config")
+    lines = [
+        f"\nTrials: {counts}{extra}",
+        f"Pareto-optimal trials ({len(result.front)}):",
+        f"  {'trial':<14} {'family':<10} " + " ".join(f"{c:>14}" for c in cols) + "  config",
+    ]
     for row in result.front:
         values = " ".join(f"{_fmt(row.get(c)):>14}" for c in cols)
         config = {k: v for k, v in row["config"].items() if k != "family"}
-        print(f"  {row['trial_id']:<14} {row['family']:<10} {values}  {json.dumps(config)}")
+        lines.append(f"  {row['trial_id']:<14} {row['family']:<10} {values}  {json.dumps(config)}")
     out = result.output_dir
-    print(f"\nResults: {out}")
-    print(f"  trials   {storage.join(out, 'trials.csv')} (and trials.json)")
     url = result.experiment.storage_url()
-    print(f"  study    {redact(url)}  (open it: optuna-dashboard {redact(url)})")
+    lines += [
+        f"\nResults: {out}",
+        f"  trials   {storage.join(out, 'trials.csv')} (and trials.json)",
+        f"  study    {redact(url)}  (open it: optuna-dashboard {redact(url)})",
+    ]
     if storage.exists(result.report_html):
-        print(f"  report   {result.report_html}")
+        lines.append(f"  report   {result.report_html}")
+    if log:
+        lines.append(f"  log      {storage.join(out, console.LOG_NAME)}")
+    console.say("\n".join(lines))
 
 
 def _fmt(value: Any) -> str:

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from ray.tune import Callback
 
+from search.console import say
+
 if TYPE_CHECKING:
     from search.searcher import BudgetedOptunaSearch
 
@@ -29,7 +31,7 @@ class ProgressCallback(Callback):
     def _print(self, message: str) -> None:
         if self._enabled:
             elapsed = time.monotonic() - self._t0
-            print(f"[paretotune {elapsed:6.0f}s] {message}", flush=True)
+            say(f"[paretotune {elapsed:6.0f}s] {message}")
 
     @staticmethod
     def _name(trial: Any) -> str:

@@ -16,7 +16,7 @@ import os
 import re
 import socket
 import sqlite3
-import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import optuna
 
+from search import console
 from search import storage as store
 from search.errors import UserError
 from search.experiment import Experiment, experiment_from_text, load_experiment, redact
@@ -92,9 +93,47 @@ def open_study(experiment: Experiment, *, create: bool = True) -> optuna.Study:
 
 
 def _storage(experiment: Experiment) -> optuna.storages.RDBStorage:
-    return optuna.storages.RDBStorage(
-        experiment.storage_url(), engine_kwargs={"pool_pre_ping": True}
-    )
+    url = experiment.storage_url()
+    _create_sqlite_schema_whole(url)
+    return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+
+
+def _sqlite_file(url: str) -> Path | None:
+    """The database file of a ``sqlite://`` URL (None for another backend, or in memory)."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database or "").expanduser()
+
+
+def _create_sqlite_schema_whole(url: str) -> None:
+    """A new SQLite study file appears with Optuna's schema complete, never half-made.
+
+    Optuna builds its tables and stamps the schema version on first open; a second process
+    opening the file meanwhile (optuna-dashboard on a sweep that is just starting, a poller)
+    stamps it too, and one of them fails (``UNIQUE constraint failed:
+    alembic_version.version_num``). So the schema is built in a temporary file beside the
+    target and linked into place: whoever sees ``optuna.db`` sees a finished schema. A file
+    that appears meanwhile is kept (link refuses to replace it).
+    """
+    path = _sqlite_file(url)
+    if path is None or path.exists() or not path.parent.is_dir():
+        return
+    from sqlalchemy.engine import make_url
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".new")
+    os.close(fd)
+    try:
+        os.chmod(tmp, 0o644)  # as SQLite would create it (mkstemp's file is private)
+        building = make_url(url).set(database=tmp).render_as_string(hide_password=False)
+        optuna.storages.RDBStorage(building).engine.dispose()
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
 
 
 def count_trained(study: optuna.Study) -> int:
@@ -242,6 +281,7 @@ def _run_uri(
             with contextlib.suppress(OSError, UserError, sqlite3.Error):
                 if not store.exists(store.join(uri, "tune")) and not _has_trials(exp):
                     store.delete(store.join(uri, "experiment.yaml"))
+                    console.drop_log()
             raise
 
 
@@ -385,11 +425,8 @@ def _stored_trials(exp: Experiment) -> dict[str, int]:
     exist yet. A storage that cannot be opened is a UserError naming it."""
     url = exp.storage_url()
     shown = "optuna.db" if exp.storage is None else f"storage={redact(url)!r}"
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        db = Path(parsed.database or "").expanduser()
+    db = _sqlite_file(url)
+    if db is not None:
         if not db.exists():
             if exp.storage is not None and not db.parent.is_dir():
                 what = "is a file, not a folder" if db.parent.exists() else "does not exist"
@@ -480,6 +517,7 @@ def _undo_empty_start(exp: Experiment, out: Path) -> None:
         elif _has_trials(exp):
             return
         (out / "experiment.yaml").unlink(missing_ok=True)
+        console.drop_log()
     except (OSError, sqlite3.Error, UserError):
         pass  # leave it: the original error is what the user must see
 
@@ -489,6 +527,7 @@ def _sweep(
 ) -> SweepResult:
     lock = _RunLock(out) if isinstance(out, Path) else contextlib.nullcontext()
     with lock:
+        console.keep_log_in(out)
         data = load_experiment_data(exp)
         study = open_study(exp)
         requeued = _requeue_interrupted(exp, study)
@@ -870,7 +909,7 @@ def _write_report(out: store.Where, verbose: bool) -> None:
         path = write_report(out)
         _log(verbose, f"report: {path}")
     except Exception as exc:  # the results are written; a report problem must not hide them
-        print(f"paretotune: warning: report not written: {exc}", file=sys.stderr)
+        console.say(f"paretotune: warning: report not written: {exc}", err=True)
 
 
 class _RunLock:
@@ -941,4 +980,4 @@ def _alive(pid: int) -> bool:
 
 def _log(verbose: bool, message: str) -> None:
     if verbose:
-        print(f"[paretotune] {message}", flush=True)
+        console.say(f"[paretotune] {message}")

@@ -22,6 +22,7 @@ import optuna
 import psutil
 import pytest
 import ray
+from _study_files import schema_state
 
 import search
 from search.experiment import load_experiment
@@ -190,10 +191,13 @@ def test_run_refuses_an_output_dir_that_holds_a_sweep(smoke_sweep: search.SweepR
 
 # ---- SIGKILL of the driver, then `paretotune resume` ----------------------------------------
 def _finished(db: Path, name: str) -> dict[int, tuple[float, ...]]:
-    if not db.exists():
+    """The study's COMPLETE trials. A reader never builds the schema (a second builder races
+    the driver): it waits for a finished one, and opens it without creating tables."""
+    if schema_state(db) != "finished":
         return {}
+    storage = optuna.storages.RDBStorage(f"sqlite:///{db}", skip_table_creation=True)
     try:
-        study = optuna.load_study(study_name=name, storage=f"sqlite:///{db}")
+        study = optuna.load_study(study_name=name, storage=storage)
     except KeyError:
         return {}
     return {
@@ -236,6 +240,7 @@ def test_sigkill_driver_then_resume_loses_nothing(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     cli = [sys.executable, "-m", "search.cli"]
     args = [
+        "--debug",  # the libraries' output on the driver's terminal, none in a log file
         "run",
         "smoke",
         "--output",
@@ -284,3 +289,13 @@ def test_sigkill_driver_then_resume_loses_nothing(tmp_path: Path) -> None:
     ]
     assert len(set(configs)) == len(configs)
     assert "Pareto-optimal trials" in resumed.stdout
+    # The CLI's output is its own: Optuna's and Ray's lines are in the log file, and only
+    # there; with --debug (the first driver) they were on its terminal and no log was kept.
+    library_lines = ("A new study created", "Using an existing study", "Started a local Ray")
+    log = (out / "paretotune.log").read_text()
+    assert log.startswith("== paretotune resume at ")
+    assert "Using an existing study" in log and "Started a local Ray" in log
+    for text in library_lines:
+        assert text not in resumed.stdout + resumed.stderr, text
+    assert resumed.stderr == ""
+    assert "A new study created" in (tmp_path / "run.log").read_text()
