@@ -200,7 +200,8 @@ def test_submit_smoke_wait_completes(
     job_id = result.stdout.splitlines()[0].strip()
     assert job_id.startswith("paretotune-smoke-")
     _no_secret(ray_head.token, result.stdout, result.stderr)
-    for name in ("experiment.yaml", "trials.csv", "trials.json", "optuna.db", "report.html"):
+    files = ("experiment.yaml", "trials.csv", "trials.json", "optuna.db", "report.html")
+    for name in (*files, "paretotune.log"):  # the job's library output: in the log
         assert (out / name).is_file(), f"{name} missing from {sorted(os.listdir(out))}"
     data = json.loads((out / "trials.json").read_text())
     trials = data["trials"]
