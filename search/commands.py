@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from search import console, storage
 from search.errors import UserError
-from search.experiment import Experiment, list_presets, load_experiment, redact
+from search.experiment import Experiment, list_presets, load_experiment, redact, with_output_dir
 from search.vocabulary import ANYTIME_OF
 
 if TYPE_CHECKING:
@@ -66,9 +66,9 @@ def _run(args: argparse.Namespace) -> int:
 
     # the address first: its form (a dry run too) and, for a real run, that it answers
     _ray_address(args.address, probe=not args.dry_run)
-    exp = load_experiment(args.experiment, args.overrides)
+    exp = load_experiment(args.experiment, args.overrides)  # validated here, once
     if args.output is not None:  # checked like the output_dir field ('' is refused, not ignored)
-        exp = load_experiment({**exp.to_dict(), "output_dir": args.output})
+        exp = with_output_dir(exp, args.output)
     args.where = exp.output_location()
     _print_plan(exp, log=not args.debug)
     if args.dry_run:
@@ -80,38 +80,17 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _resume(args: argparse.Namespace) -> int:
-    from search.tuner import resume
+    from search.tuner import resume, stored_experiment
 
     args.where = args.output_dir
-    plan = _stored_plan(args.output_dir)
-    if plan is not None:
-        _print_plan(plan, resuming=True, log=not args.debug)
+    exp = stored_experiment(args.output_dir)  # read and validated here, once
+    _print_plan(exp, resuming=True, log=not args.debug)
     with console.libraries_to_log("resume", enabled=not args.debug):
-        result = resume(args.output_dir, address=args.address, report=not args.no_report)
+        result = resume(
+            args.output_dir, address=args.address, report=not args.no_report, experiment=exp
+        )
     _print_outcome(result, log=not args.debug)
     return 0
-
-
-def _stored_plan(output_dir: str) -> Experiment | None:
-    """The experiment a resume continues, with its output dir the one given (where the study
-    and tables are, wherever the sweep first ran); None if it does not load (``resume`` then
-    says why, naming the folder)."""
-    import dataclasses
-
-    if storage.is_uri(output_dir):
-        from search.tuner import load_uri_experiment
-
-        uri = storage.normalize(output_dir)
-        try:
-            return dataclasses.replace(load_uri_experiment("resume", uri), output_dir=uri)
-        except UserError:
-            return None
-    try:
-        out = Path(output_dir).expanduser().absolute()
-        exp = load_experiment(out / "experiment.yaml")
-    except (ValueError, OSError, RuntimeError):
-        return None
-    return dataclasses.replace(exp, output_dir=str(out))
 
 
 def _results_dir(command: str, output_dir: str) -> storage.Where:
@@ -179,13 +158,13 @@ def _reproduce(args: argparse.Namespace) -> int:
     if not (out / "experiment.yaml").is_file():
         raise UserError(f"reproduce {out}: no experiment.yaml there")
     try:
-        load_experiment(out / "experiment.yaml")
+        exp = load_experiment(out / "experiment.yaml")  # read and validated here, once
     except UserError as exc:
         raise UserError(f"reproduce {out}: experiment.yaml: {exc}") from None
     from search.reproduce import COMPARED, reproduce
 
     print(f"Retraining trial {args.trial_id} of {args.output_dir} ...", flush=True)
-    result = reproduce(out, args.trial_id)
+    result = reproduce(out, args.trial_id, experiment=exp)
     print(f"trial {result.trial_id} ({result.family}): {json.dumps(result.config)}")
     print(f"  {'metric':<14} {'stored':>12} {'reproduced':>12} {'difference':>12}")
     for metric in COMPARED:

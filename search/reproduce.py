@@ -13,10 +13,13 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from search.errors import UserError
 from search.vocabulary import TrialStatus
+
+if TYPE_CHECKING:
+    from search.experiment import Experiment
 
 __all__ = ["COMPARED", "Reproduction", "reproduce"]
 
@@ -42,8 +45,11 @@ class Reproduction:
         return math.nan
 
 
-def reproduce(out_dir: str | Path, trial_id: str) -> Reproduction:
-    """Retrain trial ``trial_id`` (a Tune trial id or the study's trial number) of a sweep."""
+def reproduce(
+    out_dir: str | Path, trial_id: str, *, experiment: Experiment | None = None
+) -> Reproduction:
+    """Retrain trial ``trial_id`` (a Tune trial id or the study's trial number) of a sweep.
+    ``experiment``: its ``experiment.yaml`` when the caller has read it already."""
     from search.experiment import load_experiment
     from search.results import load_rows
     from search.trial import TrialSession, run_trial
@@ -64,7 +70,7 @@ def reproduce(out_dir: str | Path, trial_id: str) -> Reproduction:
             f"reproduce {trial_id}: status {row.get('status')}; only COMPLETE trials (full "
             "budget) can be reproduced"
         )
-    exp = load_experiment(out / "experiment.yaml")
+    exp = experiment if experiment is not None else load_experiment(out / "experiment.yaml")
     reports: list[dict[str, Any]] = []
     session = TrialSession(
         report=lambda metrics, _ckpt: reports.append(metrics), restore_dir=_no_checkpoint

@@ -28,7 +28,13 @@ import optuna
 from search import console
 from search import storage as store
 from search.errors import UserError
-from search.experiment import Experiment, experiment_from_text, load_experiment, redact
+from search.experiment import (
+    Experiment,
+    experiment_from_text,
+    load_experiment,
+    redact,
+    with_output_dir,
+)
 from search.results import export_results, load_rows, objective_columns
 from search.vocabulary import TrialStatus
 
@@ -45,6 +51,7 @@ __all__ = [
     "open_study",
     "resume",
     "run",
+    "stored_experiment",
 ]
 
 
@@ -191,9 +198,9 @@ def run(
     address (well formed, answering within :data:`CONNECT_TIMEOUT_S`). So finished results are
     never overwritten, and a sweep that stops before its first trial leaves nothing behind.
     """
-    exp = load_experiment(experiment, overrides)
+    exp = load_experiment(experiment, overrides)  # an Experiment comes back as it is
     if output_dir is not None:
-        exp = load_experiment({**exp.to_dict(), "output_dir": str(output_dir)})
+        exp = with_output_dir(exp, output_dir)
     where = exp.output_location()
     if isinstance(where, str):
         return _run_uri(exp, where, address=address, report=report, verbose=verbose)
@@ -228,13 +235,26 @@ def resume(
     address: str | None = None,
     report: bool = True,
     verbose: bool = True,
+    experiment: Experiment | None = None,
 ) -> SweepResult:
     """Continue an interrupted sweep from its output directory (checked first: its
-    ``experiment.yaml``, its study readable and of that name, the Ray address)."""
+    ``experiment.yaml``, its study readable and of that name, the Ray address). ``experiment``:
+    the stored experiment when the caller has read it already (:func:`stored_experiment`)."""
+    exp = experiment if experiment is not None else stored_experiment(output_dir)
+    out = exp.output_location()
+    _check_resumable(exp, out)
+    ray_address = _ray_address(address)
+    with _ray_connection(ray_address):
+        return _sweep(exp, out, address=ray_address, report=report, verbose=verbose)
+
+
+def stored_experiment(output_dir: str | Path) -> Experiment:
+    """The experiment of the sweep in ``output_dir`` (a folder or an object-store URI), read
+    from its ``experiment.yaml`` and validated, with its output dir the one given (where the
+    study and tables are, wherever the sweep first ran); a UserError naming it otherwise."""
     if store.is_uri(output_dir) and "\0" not in str(output_dir):
-        return _resume_uri(
-            store.normalize(str(output_dir)), address=address, report=report, verbose=verbose
-        )
+        uri = store.normalize(str(output_dir))
+        return dataclasses.replace(load_uri_experiment("resume", uri), output_dir=uri)
     if "\0" in str(output_dir):
         raise UserError(f"resume {str(output_dir)!r}: not a folder path (it holds a NUL byte)")
     try:
@@ -250,11 +270,7 @@ def resume(
         exp = load_experiment(out / "experiment.yaml")
     except UserError as exc:
         raise UserError(f"resume {out}: experiment.yaml: {exc}") from None
-    exp = dataclasses.replace(exp, output_dir=str(out))
-    _check_resumable(exp, out)
-    ray_address = _ray_address(address)
-    with _ray_connection(ray_address):
-        return _sweep(exp, out, address=ray_address, report=report, verbose=verbose)
+    return dataclasses.replace(exp, output_dir=str(out))
 
 
 # ---- object-store output (s3://bucket/prefix) -------------------------------------------------
@@ -293,15 +309,6 @@ def _refuse_existing_uri(exp: Experiment, uri: str) -> None:
             f"or choose another --output (found: {', '.join(present)})"
         )
     _stored_trials(exp)  # reachable and readable (a study of this name is adopted)
-
-
-def _resume_uri(uri: str, *, address: str | None, report: bool, verbose: bool) -> SweepResult:
-    exp = load_uri_experiment("resume", uri)
-    exp = dataclasses.replace(exp, output_dir=uri)
-    _check_resumable(exp, uri)
-    ray_address = _ray_address(address)
-    with _ray_connection(ray_address):
-        return _sweep(exp, uri, address=ray_address, report=report, verbose=verbose)
 
 
 def load_uri_experiment(command: str, uri: str) -> Experiment:

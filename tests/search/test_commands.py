@@ -1,0 +1,79 @@
+"""search.commands: the run command's checks, its plan, and what it validates (once)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "search.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["families: [perceiver, vitt]\n", "epochs: [1\n", "- a list\n", "resources:\n  gpu: 1\n"],
+)
+def test_cli_bad_experiment_file_exit_2_one_line(tmp_path: Path, content: str) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(content)
+    proc = _cli("run", str(bad), "--output", str(tmp_path / "out"), cwd=tmp_path)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("paretotune: error: ")
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "out").exists()  # nothing started
+
+
+def test_cli_dry_run_prints_plan(tmp_path: Path) -> None:
+    proc = _cli("run", "smoke", "--dry-run", "--output", str(tmp_path / "o"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    for needle in (
+        "dataset     synthetic",
+        "families    perceiver, mixer",
+        "6 x up to 2 epochs",
+        "val_accuracy (max), flops (min)",
+        str(tmp_path / "o"),
+    ):
+        assert needle in proc.stdout
+
+
+def test_run_and_resume_validate_the_experiment_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plan, the output checks and the sweep all use the Experiment the command built:
+    one validation, one feasibility draw, per command (no training: ``_fit`` does nothing)."""
+    import search.tuner
+    from search.cli import main
+    from search.experiment import loading, validation
+
+    counts = {"check_experiment": 0, "check_space": 0}
+
+    def counted(module: object, name: str) -> None:
+        original = getattr(module, name)
+
+        def wrapper(exp: object) -> None:
+            counts[name] += 1
+            original(exp)
+
+        monkeypatch.setattr(module, name, wrapper)
+
+    counted(loading, "check_experiment")
+    counted(validation, "check_space")
+    monkeypatch.setattr(search.tuner, "_fit", lambda *args, **kwargs: None)
+    out = tmp_path / "out"
+    assert main(["run", "smoke", "--output", str(out), "--no-report", "--set", "epochs=1"]) == 0
+    assert counts == {"check_experiment": 1, "check_space": 1}
+    assert (out / "experiment.yaml").is_file()
+    counts.update(check_experiment=0, check_space=0)
+    assert main(["resume", str(out), "--no-report"]) == 0
+    assert counts == {"check_experiment": 1, "check_space": 1}
