@@ -60,8 +60,8 @@ GOAL_POINTS = 1.5
 def _job(job: dict[str, Any]) -> dict[str, Any]:
     """One run: ``{"seed", "iterations", "anytime": loss | None}`` -> its points and time."""
     from search.experiment import load_experiment
+    from search.sweep import load_experiment_data
     from search.trial import TrialSession, run_trial
-    from search.tuner import load_experiment_data
 
     overrides = [f"seed={job['seed']}", f"epochs={job['epochs']}"]
     if job["anytime"]:

@@ -34,7 +34,7 @@ import search
 from search.data import DatasetSplits
 from search.experiment import Experiment, load_experiment
 from search.results import load_rows
-from search.tuner import load_experiment_data
+from search.sweep import load_experiment_data
 from spaces import split_proposal
 
 

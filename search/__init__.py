@@ -19,7 +19,7 @@ from search.errors import UserError
 from search.experiment import Experiment, load_experiment
 
 if TYPE_CHECKING:
-    from search.tuner import SweepResult
+    from search.sweep import SweepResult
 
 __all__ = ["Experiment", "SweepResult", "UserError", "load_experiment", "resume", "run"]
 
@@ -27,22 +27,22 @@ __all__ = ["Experiment", "SweepResult", "UserError", "load_experiment", "resume"
 def run(
     experiment: Experiment | str | Path | dict[str, Any] = "default", **kwargs: Any
 ) -> SweepResult:
-    """Run a sweep; see :func:`search.tuner.run`."""
-    from search.tuner import run as _run
+    """Run a sweep; see :func:`search.sweep.run`."""
+    from search.sweep import run as _run
 
     return _run(experiment, **kwargs)
 
 
 def resume(output_dir: str | Path, **kwargs: Any) -> SweepResult:
-    """Continue an interrupted sweep; see :func:`search.tuner.resume`."""
-    from search.tuner import resume as _resume
+    """Continue an interrupted sweep; see :func:`search.sweep.resume`."""
+    from search.sweep import resume as _resume
 
     return _resume(output_dir, **kwargs)
 
 
 def __getattr__(name: str) -> Any:
     if name == "SweepResult":
-        from search.tuner import SweepResult
+        from search.sweep import SweepResult
 
         return SweepResult
     raise AttributeError(name)

@@ -80,7 +80,7 @@ def _one_line(exc: BaseException, limit: int | None = None) -> str:
 def _check_flags(args: argparse.Namespace) -> None:
     """Flags every command shares, checked before the command runs: an empty ``--address`` is
     never "the default", and a Jobs address must at least parse (the cluster code checks the
-    rest). run/resume check their Ray address in ``search.tuner``."""
+    rest). run/resume check their Ray address in ``search.sweep.ray_cluster``."""
     from search.errors import UserError
 
     address = getattr(args, "address", None)

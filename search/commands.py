@@ -13,7 +13,7 @@ from search.experiment import Experiment, list_presets, load_experiment, redact,
 from search.vocabulary import ANYTIME_OF
 
 if TYPE_CHECKING:
-    from search.tuner import SweepResult
+    from search.sweep import SweepResult
 
 __all__ = ["register"]
 
@@ -62,10 +62,11 @@ def register(subparsers: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from search.tuner import _ray_address, run
+    from search.sweep import resolve_ray_address, run
 
-    # the address first: its form (a dry run too) and, for a real run, that it answers
-    _ray_address(args.address, probe=not args.dry_run)
+    # the address first: its form (a dry run too) and, for a real run, that it answers; the
+    # sweep is handed the resolved address and checks it no second time
+    ray_address = resolve_ray_address(args.address, probe=not args.dry_run)
     exp = load_experiment(args.experiment, args.overrides)  # validated here, once
     if args.output is not None:  # checked like the output_dir field ('' is refused, not ignored)
         exp = with_output_dir(exp, args.output)
@@ -74,13 +75,13 @@ def _run(args: argparse.Namespace) -> int:
     if args.dry_run:
         return 0
     with console.libraries_to_log("run", enabled=not args.debug):
-        result = run(exp, address=args.address, report=not args.no_report)
+        result = run(exp, address=ray_address, report=not args.no_report)
     _print_outcome(result, log=not args.debug)
     return 0
 
 
 def _resume(args: argparse.Namespace) -> int:
-    from search.tuner import resume, stored_experiment
+    from search.sweep import resume, stored_experiment
 
     args.where = args.output_dir
     exp = stored_experiment(args.output_dir)  # read and validated here, once

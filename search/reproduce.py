@@ -52,8 +52,8 @@ def reproduce(
     ``experiment``: its ``experiment.yaml`` when the caller has read it already."""
     from search.experiment import load_experiment
     from search.results import load_rows
+    from search.sweep import load_experiment_data
     from search.trial import TrialSession, run_trial
-    from search.tuner import load_experiment_data
 
     out = Path(out_dir).expanduser()
     if not (out / "experiment.yaml").is_file() or not (out / "trials.json").is_file():

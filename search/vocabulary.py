@@ -85,7 +85,7 @@ FOLDER_DATASETS: tuple[str, ...] = ("cifar10", "cifar100", "imagefolder")
 DOWNLOADABLE_DATASETS: tuple[str, ...] = ("cifar10", "cifar100")
 
 
-#: Samplers an experiment may choose (``search.samplers.make_sampler`` builds them).
+#: Samplers an experiment may choose (``search.sweep.samplers.make_sampler`` builds them).
 SamplerName = Literal["tpe", "nsga2", "gp", "random"]
 SAMPLERS: tuple[str, ...] = typing.get_args(SamplerName)
 

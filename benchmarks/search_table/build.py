@@ -166,7 +166,7 @@ _WORKER: dict[str, Any] = {}
 
 def _init_worker(experiment: str = EXPERIMENT, overrides: Sequence[str] = ()) -> None:
     from search.experiment import load_experiment
-    from search.tuner import load_experiment_data
+    from search.sweep import load_experiment_data
     from spaces import joint
 
     exp = load_experiment(experiment, list(overrides))

@@ -3,7 +3,7 @@
 A replayed trial looks its result up in ``table.csv`` (``build.py``) instead of training. What
 stays real is everything that decides *which* trials run:
 
-* **Proposals** come from the sweep's own proposer (``search.proposer.Proposer``, the rules
+* **Proposals** come from the sweep's own proposer (``search.sweep.proposer.Proposer``, the rules
   the Tune searcher applies; see :func:`open_proposer`) over the sweep's joint
   space with the grid's values as overrides: equal family shares (the least-trained family is
   enqueued before each ask) and ``DUPLICATE`` records for configurations already trained.
@@ -12,7 +12,7 @@ stays real is everything that decides *which* trials run:
   checks for duplicates or the table is read (every other parameter is a categorical over the
   grid's values). The sampler therefore sees its own continuous lr with the snapped row's
   result. A snapped duplicate costs nothing, as in the searcher.
-* **Early stopping** is the sweep's scheduler (``search.tuner.make_scheduler``: MO-ASHA, grace
+* **Early stopping** is the sweep's scheduler (``search.sweep.make_scheduler``: MO-ASHA, grace
   10, eta 3, per family), fed one result per epoch: the val accuracy of that epoch from the
   row's curve and the row's FLOPs. A stopped trial never reads its curve past the rung.
 * **Concurrency.** ``max_concurrent_trials`` trials run at once on an event clock that
@@ -42,8 +42,8 @@ import optuna
 
 from search.experiment import Experiment
 from search.pareto import Reference, default_reference, hypervolume, non_dominated_mask
-from search.proposer import Proposer
-from search.samplers import make_sampler
+from search.sweep.proposer import Proposer
+from search.sweep.samplers import make_sampler
 
 __all__ = [
     "OBJECTIVES",
@@ -189,7 +189,7 @@ def load_table(path: str | Path, families: Iterable[str] | None = None) -> Table
 
 def replay_space(experiment: Experiment, overrides: Mapping[str, Any]) -> Callable[..., Any]:
     """The sweep's joint space with ``overrides`` (the grid) on top of the experiment's."""
-    from search.tuner import load_experiment_data
+    from search.sweep import load_experiment_data
     from spaces import joint
 
     data = load_experiment_data(experiment)
@@ -202,11 +202,11 @@ def replay_space(experiment: Experiment, overrides: Mapping[str, Any]) -> Callab
 
 
 # ---------------------------------------------------------------------------------------------
-# The glue to the sweep's proposer (switch here when search.proposer lands)
+# The glue to the sweep's proposer (switch here when search.sweep.proposer lands)
 
 
 class _ReplayProposer:
-    """The sweep's :class:`~search.proposer.Proposer` behind handles the event clock holds."""
+    """The sweep's :class:`~search.sweep.proposer.Proposer` behind handles the event clock holds."""
 
     def __init__(self, proposer: Proposer) -> None:
         self._proposer = proposer
@@ -440,7 +440,7 @@ def replay(
     num_trials: int,
 ) -> ReplayResult:
     """One replayed sweep of ``num_trials`` trained trials with ``sampler`` seeded ``seed``."""
-    from search.tuner import make_scheduler
+    from search.sweep import make_scheduler
 
     proposer = open_proposer(
         space, table, experiment, sampler=sampler, seed=seed, num_trials=num_trials

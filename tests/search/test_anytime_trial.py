@@ -7,11 +7,11 @@ from contextlib import nullcontext
 from typing import Any
 
 import pytest
+from search.tuner import load_experiment_data
 
 from models.cost import estimate
 from search.experiment import load_experiment
 from search.trial import TrialSession, run_trial
-from search.tuner import load_experiment_data
 from spaces import split_proposal
 
 PERCEIVER = {

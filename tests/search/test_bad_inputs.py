@@ -787,7 +787,7 @@ def _run_main(case: Case, d: Path, port: int) -> tuple[int, str, str, float]:
 
 @pytest.fixture(scope="module")
 def outcomes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Outcome]]:
-    import search.tuner
+    import search.sweep.tuner
 
     base = tmp_path_factory.mktemp("bad-inputs")
     silent = socket.socket()  # accepts connections (the kernel's backlog) and never answers
@@ -811,7 +811,7 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Out
         with ThreadPoolExecutor(max_workers=3) as pool:
             futures = {c.id: pool.submit(_run_sub, c, folders[c.id], port) for c in CASES if c.sub}
             with pytest.MonkeyPatch.context() as mp:
-                mp.setattr(search.tuner, "_fit", no_training)
+                mp.setattr(search.sweep.tuner, "_fit", no_training)
                 for case in CASES:
                     if not case.sub:
                         results[case.id] = _run_main(case, folders[case.id], port)

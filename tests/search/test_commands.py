@@ -52,7 +52,7 @@ def test_run_and_resume_validate_the_experiment_once(
 ) -> None:
     """The plan, the output checks and the sweep all use the Experiment the command built:
     one validation, one feasibility draw, per command (no training: ``_fit`` does nothing)."""
-    import search.tuner
+    import search.sweep.tuner
     from search.cli import main
     from search.experiment import loading, validation
 
@@ -69,7 +69,7 @@ def test_run_and_resume_validate_the_experiment_once(
 
     counted(loading, "check_experiment")
     counted(validation, "check_space")
-    monkeypatch.setattr(search.tuner, "_fit", lambda *args, **kwargs: None)
+    monkeypatch.setattr(search.sweep.tuner, "_fit", lambda *args, **kwargs: None)
     out = tmp_path / "out"
     assert main(["run", "smoke", "--output", str(out), "--no-report", "--set", "epochs=1"]) == 0
     assert counts == {"check_experiment": 1, "check_space": 1}
@@ -77,3 +77,25 @@ def test_run_and_resume_validate_the_experiment_once(
     counts.update(check_experiment=0, check_space=0)
     assert main(["resume", str(out), "--no-report"]) == 0
     assert counts == {"check_experiment": 1, "check_space": 1}
+
+
+def test_run_probes_a_remote_ray_address_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--address`` is resolved and probed by the command, then handed down: neither the
+    sweep nor the connection checks it again. (The probe and the connection are replaced
+    here: what is counted is how often the command asks; the real probe's refusals are in
+    test_bad_inputs.py, the real connection in tests/cluster.)"""
+    import search.sweep.tuner
+    from search.cli import main
+    from search.sweep import RayAddress, ray_cluster
+
+    probes: list[tuple[object, ...]] = []
+    connected: list[RayAddress] = []
+    monkeypatch.setattr(ray_cluster, "_probe_ray", lambda *args: probes.append(args))
+    monkeypatch.setattr(ray_cluster, "init_ray", connected.append)
+    monkeypatch.setattr(search.sweep.tuner, "_fit", lambda *args, **kwargs: None)
+    argv = ["run", "smoke", "--output", str(tmp_path / "o"), "--no-report"]
+    assert main([*argv, "--address", "127.0.0.1:1"]) == 0
+    assert probes == [("--address", "127.0.0.1:1", "127.0.0.1", 1)]
+    assert connected == [RayAddress("127.0.0.1:1", "--address")]

@@ -1,8 +1,8 @@
 """optuna-dashboard as a real client of a finished sweep's study (README, "Outputs").
 
 No sweep runs and no Ray instance starts: the study is written by the project's own record
-keeping, ``search.tuner.open_study`` and ``search.searcher.BudgetedOptunaSearch`` built as
-``search.tuner._fit`` builds them (the smoke preset, a FLOP budget that rejects about half the
+keeping, ``search.sweep.open_study`` and ``search.sweep.searcher.BudgetedOptunaSearch`` built as
+``search.sweep.tuner._fit`` builds them (the smoke preset, a FLOP budget that rejects about half the
 proposals), then told what Tune would tell it: a full-budget trial per family, one stopped early,
 one that reported a failure and one whose process errored. Three studies (samplers TPE, the
 default; NSGA-II; random, the smoke preset's) share one ``optuna.db``, served by the real
@@ -31,9 +31,9 @@ from _servers import free_port, stop
 from optuna.trial import TrialState
 
 from search.experiment import Experiment, load_experiment
-from search.samplers import make_sampler
-from search.searcher import BudgetedOptunaSearch
-from search.tuner import CostEstimator, load_experiment_data, open_study
+from search.sweep import CostEstimator, load_experiment_data, open_study
+from search.sweep.samplers import make_sampler
+from search.sweep.searcher import BudgetedOptunaSearch
 from spaces import joint
 
 pytest.importorskip(

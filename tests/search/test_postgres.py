@@ -30,7 +30,7 @@ from _servers import free_port
 
 import search
 from search.experiment import load_experiment
-from search.tuner import CostEstimator, load_experiment_data
+from search.sweep import CostEstimator, load_experiment_data
 
 pytestmark = pytest.mark.slow
 
@@ -214,8 +214,8 @@ def _config(row: dict[str, str]) -> tuple[Any, ...]:
 def _leave_a_running_trial(out: Path) -> dict[str, Any]:
     """What a driver killed mid-trial leaves in the study: a proposal handed to Tune (status
     RUNNING, trial state RUNNING) that never reported. Made by the sweep's own searcher."""
-    from search.samplers import make_sampler
-    from search.searcher import BudgetedOptunaSearch
+    from search.sweep.samplers import make_sampler
+    from search.sweep.searcher import BudgetedOptunaSearch
     from spaces import joint
 
     exp = load_experiment(out / "experiment.yaml")

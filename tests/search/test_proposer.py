@@ -1,4 +1,4 @@
-"""search.proposer: family shares and anytime points, without Ray."""
+"""search.sweep.proposer: family shares and anytime points, without Ray."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import optuna
 import pytest
 
 from search.experiment import load_experiment
-from search.proposer import Proposer
 from search.results import trial_rows
-from search.tuner import CostEstimator
+from search.sweep import CostEstimator
+from search.sweep.proposer import Proposer
 from search.vocabulary import ANYTIME_ITERATIONS, ANYTIME_OF, TrialStatus
 from spaces import joint
 

@@ -14,9 +14,9 @@ import pytest
 
 import models
 from search.experiment import load_experiment
-from search.proposer import Proposer
-from search.samplers import SAMPLERS, make_sampler, nsga2_population
-from search.tuner import CostEstimator
+from search.sweep import CostEstimator
+from search.sweep.proposer import Proposer
+from search.sweep.samplers import SAMPLERS, make_sampler, nsga2_population
 from search.vocabulary import TrialStatus
 from spaces import joint, split_proposal
 

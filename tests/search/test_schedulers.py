@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 
-from search.schedulers import MultiObjectiveASHA, crowding_distance, keeps, nondominated_ranks
+from search.sweep.schedulers import MultiObjectiveASHA, crowding_distance, keeps, nondominated_ranks
 
 CONTINUE = TrialScheduler.CONTINUE
 STOP = TrialScheduler.STOP
@@ -380,7 +380,7 @@ def test_group_by_ranks_a_trial_only_against_its_own_family() -> None:
 def test_trials_and_the_scheduler_read_the_same_rungs() -> None:
     from search.experiment import load_experiment
     from search.rungs import judged_epochs
-    from search.tuner import make_scheduler
+    from search.sweep import make_scheduler
 
     default = load_experiment("default")  # 40 epochs, grace 10, factor 3
     assert judged_epochs(default) == (10, 30)

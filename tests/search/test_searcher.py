@@ -11,9 +11,9 @@ import optuna
 import pytest
 
 from search.experiment import Experiment, load_experiment
-from search.samplers import make_sampler
-from search.searcher import BudgetedOptunaSearch
-from search.tuner import CostEstimator, open_study
+from search.sweep import CostEstimator, open_study
+from search.sweep.samplers import make_sampler
+from search.sweep.searcher import BudgetedOptunaSearch
 from spaces import joint
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import torch
+from search.tuner import load_experiment_data
 
 import models
 from search.data import Augmenter
@@ -28,7 +29,6 @@ from search.trial import (
     optimizer_step,
     run_trial,
 )
-from search.tuner import load_experiment_data
 from spaces import split_proposal
 
 CONFIG = {

@@ -13,7 +13,7 @@ from pathlib import Path
 from _study_files import schema_state
 
 from search.experiment import load_experiment
-from search.tuner import open_study
+from search.sweep import open_study
 
 
 def test_a_new_study_file_appears_with_its_schema_finished(tmp_path: Path) -> None:

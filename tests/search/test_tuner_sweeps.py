@@ -27,7 +27,8 @@ from _study_files import schema_state
 import search
 from search.experiment import load_experiment
 from search.results import trial_rows
-from search.tuner import _requeue_interrupted, count_trained, open_study
+from search.sweep import count_trained, open_study
+from search.sweep.study import requeue_interrupted
 from search.vocabulary import FAMILIES
 
 pytestmark = pytest.mark.slow
@@ -224,7 +225,7 @@ def test_resume_marks_trials_its_driver_left_running_interrupted(tmp_path: Path)
     study.enqueue_trial({"family": "perceiver"})
     training = study.ask({"family": optuna.distributions.CategoricalDistribution(FAMILIES)})
     training.set_user_attr("status", "RUNNING")
-    assert _requeue_interrupted(exp, study) == 2
+    assert requeue_interrupted(exp, study) == 2
     rows = trial_rows(study)
     assert [r["status"] for r in rows] == ["INTERRUPTED", "INTERRUPTED", "RUNNING", "RUNNING"]
     assert count_trained(study) == 0

@@ -10,8 +10,8 @@ from ray.tune.schedulers import ASHAScheduler as ASHA
 from search.errors import UserError
 from search.experiment import list_presets, load_experiment, with_output_dir
 from search.experiment import validation as checks
-from search.schedulers import MultiObjectiveASHA
-from search.tuner import make_scheduler
+from search.sweep import make_scheduler
+from search.sweep.schedulers import MultiObjectiveASHA
 
 
 def test_presets_load_and_roundtrip(tmp_path: Path) -> None:

@@ -1,7 +1,7 @@
-"""Ray Tune's OptunaSearch, driven by the sweep's proposal rules (``search.proposer``).
+"""Ray Tune's OptunaSearch, driven by the sweep's proposal rules (``search.sweep.proposer``).
 
 Tune asks ``suggest(trial_id)`` for a configuration and reports ``on_trial_complete``; this
-adapter hands both to a :class:`~search.proposer.Proposer`, which applies the budget, the
+adapter hands both to a :class:`~search.sweep.proposer.Proposer`, which applies the budget, the
 families' equal shares, the no-repeat rule and the books (see its module docstring).
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 import optuna
 from ray.tune.search.optuna import OptunaSearch
 
-from search.proposer import Proposer
+from search.sweep.proposer import Proposer
 from search.timing import DRIVER_PHASES, timed
 from search.vocabulary import TrialStatus
 
@@ -21,7 +21,7 @@ __all__ = ["BudgetedOptunaSearch"]
 
 
 class BudgetedOptunaSearch(OptunaSearch):
-    """OptunaSearch whose proposals and records follow :class:`~search.proposer.Proposer`.
+    """OptunaSearch whose proposals and records follow :class:`~search.sweep.proposer.Proposer`.
 
     ``estimate_fn(proposal) -> {"flops": ..., "params": ...}`` gives the analytic cost;
     ``limits`` maps those keys to ceilings (``None`` = no ceiling). ``seed`` seeds the

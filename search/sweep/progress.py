@@ -10,7 +10,7 @@ from ray.tune import Callback
 from search.console import say
 
 if TYPE_CHECKING:
-    from search.searcher import BudgetedOptunaSearch
+    from search.sweep.searcher import BudgetedOptunaSearch
 
 __all__ = ["ProgressCallback"]
 

@@ -1,0 +1,36 @@
+"""The sweep: Optuna proposes, Ray Tune schedules, the study records.
+
+- :mod:`~search.sweep.tuner`: ``run`` / ``resume``, the Tune run itself, the cost estimator;
+- :mod:`~search.sweep.guards`: what keeps results safe (output checks, the run lock);
+- :mod:`~search.sweep.study`: the Optuna study (opened, read, re-queued);
+- :mod:`~search.sweep.ray_cluster`: the Ray address, resolved once, and the connection;
+- :mod:`~search.sweep.searcher`, :mod:`~search.sweep.proposer`, :mod:`~search.sweep.samplers`:
+  how proposals are made; :mod:`~search.sweep.schedulers`: MO-ASHA;
+  :mod:`~search.sweep.progress`: the progress lines.
+"""
+
+from search.sweep.guards import stored_experiment
+from search.sweep.ray_cluster import RayAddress, resolve_ray_address
+from search.sweep.study import count_trained, open_study
+from search.sweep.tuner import (
+    CostEstimator,
+    SweepResult,
+    load_experiment_data,
+    make_scheduler,
+    resume,
+    run,
+)
+
+__all__ = [
+    "CostEstimator",
+    "RayAddress",
+    "SweepResult",
+    "count_trained",
+    "load_experiment_data",
+    "make_scheduler",
+    "open_study",
+    "resolve_ray_address",
+    "resume",
+    "run",
+    "stored_experiment",
+]

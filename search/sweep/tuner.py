@@ -1,0 +1,406 @@
+"""The sweep: Optuna proposes, Ray Tune schedules (MO-ASHA), DeepSpeed trains, the study records.
+
+``run(experiment)`` runs a sweep into its output directory; ``resume(output_dir)`` continues an
+interrupted one. Both return a :class:`SweepResult`. A sweep is resumable at any point because
+the Optuna study (SQLite ``optuna.db`` by default, any RDB URL accepted) is written at every
+trial's end: on resume, finished trials are kept, trials that were running are re-queued with
+the same configuration, and the sampler goes on with its full history.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from search import console
+from search import storage as store
+from search.errors import UserError, reason
+from search.experiment import Experiment, load_experiment, redact, with_output_dir
+from search.results import export_results, load_rows, objective_columns
+from search.sweep.guards import (
+    RunLock,
+    check_resumable,
+    check_writable_dir,
+    refuse_existing_sweep,
+    refuse_existing_uri,
+    stored_experiment,
+    undo_empty_start,
+    write_new,
+)
+from search.sweep.ray_cluster import RayAddress, init_ray, ray_connection, resolve_ray_address
+from search.sweep.study import (
+    count_trained,
+    has_trials,
+    open_study,
+    requeue_interrupted,
+    study_storage,
+)
+
+if TYPE_CHECKING:
+    from ray.tune.schedulers import TrialScheduler
+
+    from search.data import DatasetSplits
+
+__all__ = [
+    "CostEstimator",
+    "SweepResult",
+    "load_experiment_data",
+    "make_scheduler",
+    "resume",
+    "run",
+]
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """Where a sweep's results are, its trials and its overall Pareto front."""
+
+    experiment: Experiment
+    #: A local folder, or the object-store URI (text) the sweep wrote to.
+    output_dir: store.Where
+    trials: list[dict[str, Any]]
+    front: list[dict[str, Any]]
+    objectives: dict[str, str]
+
+    @property
+    def trials_csv(self) -> store.Where:
+        return store.join(self.output_dir, "trials.csv")
+
+    @property
+    def report_html(self) -> store.Where:
+        return store.join(self.output_dir, "report.html")
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for row in self.trials:
+            out[row["status"]] = out.get(row["status"], 0) + 1
+        return out
+
+
+def run(
+    experiment: Experiment | str | Path | dict[str, Any] = "default",
+    *,
+    overrides: list[str] | tuple[str, ...] = (),
+    output_dir: str | Path | None = None,
+    address: str | RayAddress | None = None,
+    report: bool = True,
+    verbose: bool = True,
+) -> SweepResult:
+    """Run a sweep. ``experiment`` is an Experiment, a preset name, a YAML path or a dict.
+
+    Everything is checked before anything is written: the experiment, the output directory (it
+    must be a folder that can be created and written, holding no sweep: use :func:`resume` to
+    continue one), the storage (it opens; a study of this name in it is adopted) and the Ray
+    address (well formed, answering within :data:`CONNECT_TIMEOUT_S`). So finished results are
+    never overwritten, and a sweep that stops before its first trial leaves nothing behind.
+    """
+    exp = load_experiment(experiment, overrides)  # an Experiment comes back as it is
+    if output_dir is not None:
+        exp = with_output_dir(exp, output_dir)
+    where = exp.output_location()
+    if isinstance(where, str):
+        return _run_uri(exp, where, address=address, report=report, verbose=verbose)
+    out = exp.resolved_output_dir()
+    check_writable_dir(out)
+    refuse_existing_sweep(exp, out)
+    ray_address = resolve_ray_address(address)
+    created = [p for p in (out, *out.parents) if not p.exists()]  # leaf first
+    with ray_connection(ray_address):
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"output_dir={str(out)!r}: cannot create it ({reason(exc)})") from None
+        try:
+            with RunLock(out):
+                refuse_existing_sweep(exp, out)  # again: no other run can start here now
+                try:
+                    write_new(out / "experiment.yaml", exp.to_yaml())
+                    return _sweep(exp, out, address=ray_address, report=report, verbose=verbose)
+                except BaseException:
+                    undo_empty_start(exp, out)
+                    raise
+        finally:
+            with contextlib.suppress(OSError):
+                for folder in created:
+                    folder.rmdir()  # only if empty: a run that wrote nothing leaves no folder
+
+
+def resume(
+    output_dir: str | Path,
+    *,
+    address: str | RayAddress | None = None,
+    report: bool = True,
+    verbose: bool = True,
+    experiment: Experiment | None = None,
+) -> SweepResult:
+    """Continue an interrupted sweep from its output directory (checked first: its
+    ``experiment.yaml``, its study readable and of that name, the Ray address). ``experiment``:
+    the stored experiment when the caller has read it already (:func:`stored_experiment`)."""
+    exp = experiment if experiment is not None else stored_experiment(output_dir)
+    out = exp.output_location()
+    check_resumable(exp, out)
+    ray_address = resolve_ray_address(address)
+    with ray_connection(ray_address):
+        return _sweep(exp, out, address=ray_address, report=report, verbose=verbose)
+
+
+# ---- object-store output (s3://bucket/prefix) -------------------------------------------------
+# The same steps as a local run, through search.storage. No lock file: an object store has no
+# exclusive create, so one driver per URI is the user's to keep (the run guard still refuses a
+# URI that holds a sweep). The study is in the RDB the experiment names (validation requires
+# `storage` for a URI output).
+
+
+def _run_uri(
+    exp: Experiment, uri: str, *, address: str | RayAddress | None, report: bool, verbose: bool
+) -> SweepResult:
+    store.check_bucket(uri)
+    refuse_existing_uri(exp, uri)
+    ray_address = resolve_ray_address(address)
+    with ray_connection(ray_address):
+        try:
+            store.write_text(store.join(uri, "experiment.yaml"), exp.to_yaml())
+        except OSError as exc:
+            raise UserError(
+                f"output_dir={uri!r}: cannot write experiment.yaml ({reason(exc)})"
+            ) from None
+        try:
+            return _sweep(exp, uri, address=ray_address, report=report, verbose=verbose)
+        except BaseException:
+            with contextlib.suppress(OSError, UserError, sqlite3.Error):
+                if not store.exists(store.join(uri, "tune")) and not has_trials(exp):
+                    store.delete(store.join(uri, "experiment.yaml"))
+                    console.drop_log()
+            raise
+
+
+def _sweep(
+    exp: Experiment, out: store.Where, *, address: RayAddress, report: bool, verbose: bool
+) -> SweepResult:
+    lock = RunLock(out) if isinstance(out, Path) else contextlib.nullcontext()
+    with lock:
+        console.keep_log_in(out)
+        data = load_experiment_data(exp)
+        study = open_study(exp)
+        requeued = requeue_interrupted(exp, study)
+        remaining = exp.num_trials - count_trained(study)
+        _log(
+            verbose,
+            f"study {exp.name!r} at {redact(exp.storage_url())}: "
+            f"{count_trained(study)} trials done, {remaining} to run"
+            + (f" ({requeued} interrupted re-queued)" if requeued else ""),
+        )
+        try:
+            if remaining > 0:
+                _fit(exp, out, data, remaining, address=address, verbose=verbose)
+        finally:
+            # Whatever happened (Ctrl-C included), what finished is exported.
+            study = open_study(exp)
+            export_results(study, out, experiment=exp.to_dict())
+        result = _result(exp, out)
+        if report:
+            _write_report(out, verbose)
+        return result
+
+
+def load_experiment_data(exp: Experiment) -> DatasetSplits:
+    """The experiment's dataset splits (the same for every trial, and for ``reproduce``)."""
+    from search.data import load_dataset
+
+    return load_dataset(
+        exp.dataset.name,
+        image_size=exp.dataset.image_size,
+        data_dir=exp.dataset.data_dir,
+        download=exp.dataset.download,
+        val_fraction=exp.dataset.val_fraction,
+        seed=exp.seed,
+        **exp.dataset.synthetic,
+    )
+
+
+def _fit(
+    exp: Experiment,
+    out: store.Where,
+    data: DatasetSplits,
+    num_samples: int,
+    *,
+    address: RayAddress,
+    verbose: bool,
+) -> None:
+    import ray
+    from ray import tune
+
+    from search.sweep.progress import ProgressCallback
+    from search.sweep.samplers import make_sampler
+    from search.sweep.searcher import BudgetedOptunaSearch
+    from search.trial import train_trial
+    from spaces import joint
+
+    # Per-epoch checkpoints are intended; Tune's warning about frequent snapshots is noise here.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    started_ray = False
+    if not ray.is_initialized():
+        init_ray(address)
+        started_ray = True
+    try:
+        space = joint(
+            exp.families,
+            image_size=data.image_size,
+            in_channels=data.in_channels,
+            overrides=exp.space,
+        )
+        limits = {"flops": exp.budget.max_flops, "params": exp.budget.max_params}
+        storage = study_storage(exp)
+        # A new seed per (re)start: a resume must not replay the first run's proposals.
+        seed = exp.seed + len(open_study(exp).trials)
+        searcher = BudgetedOptunaSearch(
+            space,
+            metrics=exp.objective_metrics,
+            modes=exp.objective_modes,
+            estimate_fn=CostEstimator(data.image_size, data.in_channels, data.num_classes),
+            limits=limits,
+            max_epochs=exp.epochs,
+            families=exp.family_shares(),
+            sampler=make_sampler(exp.sampler, seed=seed, num_trials=exp.num_trials),
+            seed=seed,
+            study_name=exp.name,
+            storage=storage,
+        )
+        scheduler = make_scheduler(exp)
+        res = exp.resources
+        if res.workers_per_trial > 1:
+            # The trainable only drives a TorchTrainer; its workers hold the real resources.
+            trial_resources: dict[str, float] = {"cpu": 0.01}
+        else:
+            trial_resources = {"cpu": res.cpus_per_trial, "gpu": res.gpus_per_trial}
+        trainable = tune.with_resources(
+            tune.with_parameters(train_trial, experiment=exp, data=data), trial_resources
+        )
+        run_name = _next_run_name(out)
+        storage_path, storage_filesystem = store.tune_storage(out)
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(
+                search_alg=searcher,
+                scheduler=scheduler,
+                num_samples=num_samples,
+                max_concurrent_trials=res.max_concurrent_trials,
+                # One worker process trains trial after trial: no process start and no
+                # torch/DeepSpeed import per trial (the process group is kept for reuse).
+                reuse_actors=True,
+            ),
+            run_config=tune.RunConfig(
+                name=run_name,
+                storage_path=storage_path,
+                storage_filesystem=storage_filesystem,
+                failure_config=tune.FailureConfig(max_failures=res.max_failures),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                callbacks=[
+                    ProgressCallback(
+                        searcher, total=num_samples, epochs=exp.epochs, enabled=verbose
+                    )
+                ],
+                verbose=0,
+            ),
+        )
+        _log(verbose, f"Tune experiment: {store.join(out, 'tune', run_name)}")
+        tuner.fit()
+        searcher.finish_errored()
+    finally:
+        if started_ray:
+            ray.shutdown()
+
+
+def make_scheduler(exp: Experiment) -> TrialScheduler:
+    """The experiment's early-stopping rule as a Tune scheduler (FIFO: none)."""
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    from search.rungs import grace_period, judged_epochs
+    from search.sweep.schedulers import MultiObjectiveASHA
+
+    grace, eta = grace_period(exp), exp.scheduler.reduction_factor
+    if not judged_epochs(exp):
+        return FIFOScheduler()
+    if exp.scheduler.name == "asha":
+        return ASHAScheduler(
+            metric="val_accuracy",
+            mode="max",
+            max_t=exp.epochs,
+            grace_period=grace,
+            reduction_factor=eta,
+        )
+    return MultiObjectiveASHA(
+        metrics=exp.objective_metrics,
+        modes=exp.objective_modes,
+        max_t=exp.epochs,
+        grace_period=grace,
+        reduction_factor=eta,
+        # With equal family shares, a trial is ranked against its own family at every rung.
+        group_by="family" if exp.family_allocation == "equal" else None,
+    )
+
+
+def _next_run_name(out: store.Where) -> str:
+    k = 1
+    while store.exists(store.join(out, "tune", f"run-{k}")):
+        k += 1
+    return f"run-{k}"
+
+
+@dataclass(frozen=True)
+class CostEstimator:
+    """Analytic cost of a proposal (picklable: Tune checkpoints the searcher holding it)."""
+
+    image_size: int
+    in_channels: int
+    num_classes: int
+
+    def __call__(self, proposal: dict[str, Any]) -> dict[str, float]:
+        from models.cost import estimate
+        from spaces import split_proposal
+
+        family, model_hp, _ = split_proposal(proposal)
+        try:
+            cost = estimate(
+                family,
+                image_size=self.image_size,
+                in_channels=self.in_channels,
+                num_classes=self.num_classes,
+                **model_hp,
+            )
+        except ValueError:
+            return {}  # invalid: the trial will fail with the model's own message
+        return {"flops": float(cost.flops), "params": float(cost.params)}
+
+
+def _result(exp: Experiment, out: store.Where) -> SweepResult:
+    from search.pareto import fronts
+
+    rows, objectives = load_rows(out)
+    front = fronts(rows, objectives).overall
+    return SweepResult(
+        experiment=exp,
+        output_dir=out,
+        trials=rows,
+        front=[dict(p.row) for p in front.points],
+        objectives=objective_columns(exp.objectives),
+    )
+
+
+def _write_report(out: store.Where, verbose: bool) -> None:
+    try:
+        from search.report import write_report
+
+        path = write_report(out)
+        _log(verbose, f"report: {path}")
+    except Exception as exc:  # the results are written; a report problem must not hide them
+        console.say(f"paretotune: warning: report not written: {exc}", err=True)
+
+
+def _log(verbose: bool, message: str) -> None:
+    if verbose:
+        console.say(f"[paretotune] {message}")
