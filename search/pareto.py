@@ -59,7 +59,9 @@ __all__ = [
     "is_eligible",
     "matched_accuracy",
     "non_dominated_mask",
+    "nondominated_ranks",
     "pareto_front",
+    "worst_where_nan",
 ]
 
 Direction = Literal["max", "min"]
@@ -275,15 +277,45 @@ def _points(points: ArrayLike, directions: Sequence[str]) -> NDArray[np.float64]
     return arr * _directions(directions, arr.shape[1])
 
 
+def worst_where_nan(points: ArrayLike) -> NDArray[np.float64]:
+    """A float copy of ``points`` [n, m] with NaN replaced by ``+inf`` (the worst value)."""
+    arr = np.array(points, dtype=np.float64)
+    if arr.ndim != 2:
+        raise ValueError(f"points: expected a 2-D array [n, m], got shape {arr.shape}")
+    arr[np.isnan(arr)] = np.inf
+    return arr
+
+
+def nondominated_ranks(points: ArrayLike) -> NDArray[np.int64]:
+    """The one dominance rule, for the fronts and the scheduler's rungs: ``points`` [n, m], every
+    column to be MINIMISED, NaN counting as worst. Returns the front index of each row (0 = the
+    non-dominated set).
+
+    Row ``a`` dominates ``b`` when it is no worse in every column and better in one; identical
+    rows do not dominate each other and so share a front.
+    """
+    pts = worst_where_nan(points)
+    n = pts.shape[0]
+    ranks = np.full(n, -1, dtype=np.int64)
+    if n == 0:
+        return ranks
+    no_worse = np.all(pts[:, None, :] <= pts[None, :, :], axis=2)
+    better = np.any(pts[:, None, :] < pts[None, :, :], axis=2)
+    dominates = no_worse & better  # [i, j]: row i dominates row j
+    left = np.ones(n, dtype=bool)
+    front = 0
+    while left.any():
+        dominated = dominates[left][:, left].any(axis=0)
+        members = np.flatnonzero(left)[~dominated]
+        ranks[members] = front
+        left[members] = False
+        front += 1
+    return ranks
+
+
 def _mask_min(arr: NDArray[np.float64]) -> NDArray[np.bool_]:
     """Non-dominated mask of ``arr`` (all objectives minimised)."""
-    n = arr.shape[0]
-    mask = np.ones(n, dtype=bool)
-    for i in range(n):
-        p = arr[i]
-        dominates_p = np.all(arr <= p, axis=1) & np.any(arr < p, axis=1)
-        mask[i] = not bool(dominates_p.any())
-    return mask
+    return nondominated_ranks(arr) == 0
 
 
 def non_dominated_mask(points: ArrayLike, directions: Sequence[str]) -> NDArray[np.bool_]:

@@ -18,6 +18,7 @@ __all__ = [
     "ANYTIME_OF",
     "ANYTIME_PARAM",
     "DATASETS",
+    "DEFAULT_OBJECTIVES",
     "DOWNLOADABLE_DATASETS",
     "FAMILIES",
     "FOLDER_DATASETS",
@@ -27,7 +28,9 @@ __all__ = [
     "Objective",
     "SamplerName",
     "TrialStatus",
+    "minimizing_sign",
     "objective_for_column",
+    "study_direction",
     "to_jsonable",
 ]
 
@@ -42,6 +45,14 @@ class TrialStatus(enum.StrEnum):
     INFEASIBLE = "INFEASIBLE"  # over the cost budget: never built or trained
     DUPLICATE = "DUPLICATE"  # the study had trained this configuration already
     INTERRUPTED = "INTERRUPTED"  # running when the sweep stopped; re-queued on resume
+
+    @classmethod
+    def ended(cls, *, failed: bool, epochs_run: int, max_epochs: int) -> TrialStatus:
+        """The one rule for how a trained trial ended: FAILED (it failed), STOPPED (fewer
+        epochs than its budget: the scheduler cut it), else COMPLETE."""
+        if failed:
+            return cls.FAILED
+        return cls.STOPPED if epochs_run < max_epochs else cls.COMPLETE
 
     @classmethod
     def trained(cls) -> frozenset[TrialStatus]:
@@ -110,6 +121,20 @@ OBJECTIVES: dict[str, Objective] = {
         Objective("latency", "min", "latency_ms"),
     )
 }
+
+
+#: The objectives a sweep optimises unless its experiment names others.
+DEFAULT_OBJECTIVES: dict[str, str] = {"val_accuracy": "max", "flops": "min"}
+
+
+def study_direction(mode: str) -> Literal["maximize", "minimize"]:
+    """Optuna's direction for an objective's mode (``max`` / ``min``)."""
+    return "maximize" if mode == "max" else "minimize"
+
+
+def minimizing_sign(mode: str) -> float:
+    """The factor that turns an objective of ``mode`` into one to minimise (-1 for ``max``)."""
+    return -1.0 if mode == "max" else 1.0
 
 
 def objective_for_column(column: str) -> Objective:

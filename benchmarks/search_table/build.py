@@ -188,6 +188,7 @@ def train_point(params: dict[str, Any]) -> dict[str, Any]:
     import optuna
 
     from search.trial import TrialSession, run_trial, trial_seed
+    from search.vocabulary import TrialStatus
 
     exp, data = _WORKER["experiment"], _WORKER["data"]
     proposal = _WORKER["space"](optuna.trial.FixedTrial(params))
@@ -203,7 +204,13 @@ def train_point(params: dict[str, Any]) -> dict[str, Any]:
         "key": config_key(params),
         "family": params["family"],
         "config": json.dumps(proposal, sort_keys=True),
-        "status": "FAILED" if "failure_reason" in last else "COMPLETE",
+        "status": str(
+            TrialStatus.ended(
+                failed="failure_reason" in last,
+                epochs_run=len(history),
+                max_epochs=exp.epochs,
+            )
+        ),
         "val_accuracy": last.get("val_accuracy"),
         "test_accuracy": last.get("test_accuracy"),
         "flops": last.get("flops"),

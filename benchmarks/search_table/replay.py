@@ -44,6 +44,7 @@ from search.experiment import Experiment
 from search.pareto import Reference, default_reference, hypervolume, non_dominated_mask
 from search.sweep.proposer import Proposer
 from search.sweep.samplers import make_sampler
+from search.vocabulary import DEFAULT_OBJECTIVES, TrialStatus, study_direction
 
 __all__ = [
     "OBJECTIVES",
@@ -60,7 +61,7 @@ __all__ = [
 ]
 
 #: The sweep's objectives, in the study's order.
-OBJECTIVES = {"val_accuracy": "max", "flops": "min"}
+OBJECTIVES = dict(DEFAULT_OBJECTIVES)
 SAMPLERS = ("random", "tpe", "nsga2", "gp")
 
 
@@ -250,7 +251,7 @@ def open_proposer(
         return {"flops": row.flops, "params": row.params}
 
     study = optuna.create_study(
-        directions=["maximize" if m == "max" else "minimize" for m in OBJECTIVES.values()],
+        directions=[study_direction(m) for m in OBJECTIVES.values()],
         sampler=make_sampler(sampler, seed=seed, num_trials=num_trials),
     )
     proposer = Proposer(
@@ -320,12 +321,12 @@ class _TuneTrial:
 
 
 def _outcome(run: _Running, decision: str, epochs: int) -> str | None:
-    """The trial's status after its epoch ``run.epoch`` (None: it goes on)."""
-    if run.row.status != "COMPLETE" and run.epoch >= len(run.row.time_curve):
-        return "FAILED"
-    if run.epoch >= epochs:
-        return "COMPLETE"
-    return "STOPPED" if decision == "STOP" else None
+    """The trial's status after its epoch ``run.epoch`` (None: it goes on), by the sweep's
+    own rule once it has ended (failed, stopped by the scheduler or at its budget)."""
+    failed = run.row.status != "COMPLETE" and run.epoch >= len(run.row.time_curve)
+    if not (failed or run.epoch >= epochs or decision == "STOP"):
+        return None
+    return str(TrialStatus.ended(failed=failed, epochs_run=run.epoch, max_epochs=epochs))
 
 
 def _result(run: _Running, status: str) -> dict[str, Any]:

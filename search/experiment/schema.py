@@ -16,7 +16,13 @@ from typing import Any, Literal
 
 import yaml
 
-from search.vocabulary import FAMILIES, OBJECTIVES, DatasetName, SamplerName
+from search.vocabulary import (
+    DEFAULT_OBJECTIVES,
+    FAMILIES,
+    OBJECTIVES,
+    DatasetName,
+    SamplerName,
+)
 
 __all__ = [
     "Budget",
@@ -106,9 +112,7 @@ class Experiment:
     families: tuple[str, ...] = FAMILIES
     num_trials: int = 20
     epochs: int = 5
-    objectives: dict[str, str] = field(
-        default_factory=lambda: {"val_accuracy": "max", "flops": "min"}
-    )
+    objectives: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_OBJECTIVES))
     sampler: SamplerName = "tpe"
     # equal: families take turns (least-trained first), the sampler searches within the family;
     # sampler: the sampler chooses the family too

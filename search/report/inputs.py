@@ -17,7 +17,7 @@ from typing import Any
 from search import pareto
 from search.errors import UserError
 from search.pareto import Objective
-from search.vocabulary import FAMILIES
+from search.vocabulary import DEFAULT_OBJECTIVES, FAMILIES
 
 __all__ = [
     "PresetPoint",
@@ -100,7 +100,7 @@ def load_results(results_dir: str | os.PathLike[str]) -> Results:
         doc = json.loads(storage.read_text(path))
     except json.JSONDecodeError as exc:
         raise UserError(f"{path}: not valid JSON ({exc})") from exc
-    objectives = doc.get("objectives") or {"val_accuracy": "max", "flops": "min"}
+    objectives = doc.get("objectives") or dict(DEFAULT_OBJECTIVES)
     rows = tuple(dict(r) for r in doc.get("trials", []))
     return Results(
         directory, dict(doc.get("experiment") or {}), pareto.as_objectives(objectives), rows

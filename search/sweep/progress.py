@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from ray.tune import Callback
 
 from search.console import say
+from search.vocabulary import TrialStatus
 
 if TYPE_CHECKING:
     from search.sweep.searcher import BudgetedOptunaSearch
@@ -56,12 +57,15 @@ class ProgressCallback(Callback):
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._done += 1
         last = trial.last_result or {}
-        if last.get("failure_reason"):
-            outcome = f"FAILED: {last['failure_reason']}"
-        elif int(last.get("epoch") or 0) < self._epochs:
-            outcome = f"stopped early at epoch {last.get('epoch')}"
-        else:
-            outcome = "complete"
+        status = TrialStatus.ended(
+            failed=bool(last.get("failure_reason")),
+            epochs_run=int(last.get("epoch") or 0),
+            max_epochs=self._epochs,
+        )
+        outcome = {
+            TrialStatus.FAILED: f"FAILED: {last.get('failure_reason')}",
+            TrialStatus.STOPPED: f"stopped early at epoch {last.get('epoch')}",
+        }.get(status, "complete")
         self._print(
             f"[{self._done}/{self._total}] {self._name(trial)} {outcome}; "
             f"val_acc={last.get('val_accuracy', float('nan')):.3f} "

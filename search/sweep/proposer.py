@@ -232,13 +232,18 @@ class Proposer:
         values = [result.get(m) for m in self._objectives]
         usable = all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
         reason = result.get("failure_reason")
-        if reason or not usable:
+        status = TrialStatus.ended(
+            failed=bool(reason) or not usable,
+            epochs_run=int(result.get("epoch") or 0),
+            max_epochs=self._max_epochs,
+        )
+        if status == TrialStatus.FAILED:
             self.fail(trial, str(reason or "trial ended without reporting all objectives"))
-            return TrialStatus.FAILED
-        if int(result.get("epoch") or 0) < self._max_epochs:
-            trial.set_user_attr("status", TrialStatus.STOPPED)
+            return status
+        if status == TrialStatus.STOPPED:
+            trial.set_user_attr("status", status)
             self.study.tell(trial, state=TrialState.PRUNED)
-            return TrialStatus.STOPPED
+            return status
         trial.set_user_attr("status", TrialStatus.COMPLETE)
         self.study.tell(trial, [float(v) for v in values if v is not None])
         points = result.get("anytime") or []

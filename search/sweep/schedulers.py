@@ -30,52 +30,18 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
+from search.pareto import nondominated_ranks, worst_where_nan
 from search.rungs import rung_milestones
+from search.vocabulary import minimizing_sign
 
 if TYPE_CHECKING:
     from ray.tune.execution.tune_controller import TuneController
 
-__all__ = ["MultiObjectiveASHA", "crowding_distance", "keeps", "nondominated_ranks"]
+__all__ = ["MultiObjectiveASHA", "crowding_distance", "keeps"]
 
 _MODES = ("max", "min")
-
-
-def _as_points(points: ArrayLike) -> NDArray[np.float64]:
-    """A float copy of ``points`` [n, m] with NaN replaced by ``+inf`` (the worst value)."""
-    arr = np.array(points, dtype=np.float64)
-    if arr.ndim != 2:
-        raise ValueError(f"points: expected a 2-D array [n, m], got shape {arr.shape}")
-    arr[np.isnan(arr)] = np.inf
-    return arr
-
-
-def nondominated_ranks(points: np.ndarray) -> np.ndarray:
-    """points [n, m], every column to be MINIMISED; NaN counts as worst. Returns int front index
-    per row (0 = first front).
-
-    Row ``a`` dominates ``b`` when it is no worse in every column and better in one; identical
-    rows do not dominate each other and so share a front.
-    """
-    pts = _as_points(points)
-    n = pts.shape[0]
-    ranks = np.full(n, -1, dtype=np.int64)
-    if n == 0:
-        return ranks
-    no_worse = np.all(pts[:, None, :] <= pts[None, :, :], axis=2)
-    better = np.any(pts[:, None, :] < pts[None, :, :], axis=2)
-    dominates = no_worse & better  # [i, j]: row i dominates row j
-    left = np.ones(n, dtype=bool)
-    front = 0
-    while left.any():
-        dominated = dominates[left][:, left].any(axis=0)
-        members = np.flatnonzero(left)[~dominated]
-        ranks[members] = front
-        left[members] = False
-        front += 1
-    return ranks
 
 
 def crowding_distance(points: np.ndarray) -> np.ndarray:
@@ -87,7 +53,7 @@ def crowding_distance(points: np.ndarray) -> np.ndarray:
     exact ties; a column whose values are all equal adds nothing. Sets of one or two rows are all
     boundary (``inf``). NaN counts as ``+inf``.
     """
-    pts = _as_points(points)
+    pts = worst_where_nan(points)
     n, m = pts.shape
     if n <= 2:
         return np.full(n, np.inf)
@@ -114,7 +80,7 @@ def keeps(points: np.ndarray, index: int, keep: int) -> bool:
     """True when row `index` is among the `keep` best rows: ordered by front, then inside the
     front that is only partly taken by crowding distance (larger first); remaining exact ties
     broken deterministically in favour of the earlier row (lower index)."""
-    pts = _as_points(points)
+    pts = worst_where_nan(points)
     n = pts.shape[0]
     if not 0 <= index < n:
         raise IndexError(f"index: {index} is outside the {n} rows given")
@@ -193,7 +159,7 @@ class MultiObjectiveASHA(FIFOScheduler):
         super().__init__()
         self._metrics: tuple[str, ...] = tuple(metrics)
         self._modes: tuple[str, ...] = tuple(modes)
-        self._signs: tuple[float, ...] = tuple(-1.0 if m == "max" else 1.0 for m in modes)
+        self._signs: tuple[float, ...] = tuple(minimizing_sign(m) for m in modes)
         self._max_t = int(max_t)
         self._grace_period = int(grace_period)
         self._reduction_factor = int(reduction_factor)

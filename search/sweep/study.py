@@ -15,7 +15,7 @@ import optuna
 
 from search.errors import UserError, reason
 from search.experiment import Experiment, redact
-from search.vocabulary import TrialStatus
+from search.vocabulary import TrialStatus, study_direction
 
 __all__ = [
     "CONNECT_TIMEOUT_S",
@@ -36,7 +36,7 @@ def open_study(experiment: Experiment, *, create: bool = True) -> optuna.Study:
     """The experiment's Optuna study (created with metric names so dashboards label axes)."""
     storage = study_storage(experiment)
     directions: list[Literal["maximize", "minimize"]] = [
-        "maximize" if m == "max" else "minimize" for m in experiment.objective_modes
+        study_direction(m) for m in experiment.objective_modes
     ]
     if not create:
         return optuna.load_study(study_name=experiment.name, storage=storage)

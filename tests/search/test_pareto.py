@@ -382,3 +382,42 @@ def test_pareto_is_plain_data() -> None:
     code = "import sys, search.pareto; print(sorted(m for m in sys.modules if 'plotly' in m))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_nondominated_ranks_fronts_duplicates_and_nan_last() -> None:
+    pts = np.array(
+        [
+            [0.0, 5.0],  # 0: front 0
+            [1.0, 3.0],  # 1: front 0
+            [1.0, 3.0],  # 2: duplicate of 1, also front 0 (identical rows don't dominate)
+            [3.0, 1.0],  # 3: front 0
+            [2.0, 4.0],  # 4: dominated by 1 -> front 1
+            [4.0, 4.0],  # 5: dominated by 4 -> front 2
+            [5.0, 5.0],  # 6: dominated by 5 -> front 3
+            [np.nan, 6.0],  # 7: NaN is worst: dominated by 6 -> front 4
+            [np.nan, np.nan],  # 8: worst everywhere, dominated by 7 -> front 5
+        ]
+    )
+    ranks = pareto.nondominated_ranks(pts)
+    assert ranks.tolist() == [0, 0, 0, 0, 1, 2, 3, 4, 5]
+    assert np.issubdtype(ranks.dtype, np.integer)
+    assert np.isnan(pts[7, 0]), "the input is not modified"
+    # With one NaN column the row is still on the front when it is best in another column.
+    assert pareto.nondominated_ranks(np.array([[0.0, 1.0], [np.nan, 0.0]])).tolist() == [0, 0]
+    assert pareto.nondominated_ranks(np.zeros((0, 2))).tolist() == []
+    with pytest.raises(ValueError, match="2-D"):
+        pareto.nondominated_ranks(np.zeros(3))
+
+
+def test_the_front_mask_is_rank_zero_of_the_one_dominance_rule() -> None:
+    rng = np.random.default_rng(0)
+    pts = rng.integers(0, 4, size=(40, 3)).astype(float)  # ties and duplicates on purpose
+    dirs = ["max", "min", "min"]
+    signed = pts * np.array([-1.0, 1.0, 1.0])
+    mask = pareto.non_dominated_mask(pts, dirs)
+    assert mask.tolist() == (pareto.nondominated_ranks(signed) == 0).tolist()
+    for i in np.flatnonzero(~mask):  # each dominated point has a dominator on the front
+        better = np.all(signed[mask] <= signed[i], axis=1) & np.any(
+            signed[mask] < signed[i], axis=1
+        )
+        assert better.any()

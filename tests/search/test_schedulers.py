@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 
-from search.sweep.schedulers import MultiObjectiveASHA, crowding_distance, keeps, nondominated_ranks
+from search.sweep.schedulers import MultiObjectiveASHA, crowding_distance, keeps
 
 CONTINUE = TrialScheduler.CONTINUE
 STOP = TrialScheduler.STOP
@@ -46,31 +46,6 @@ def _result(epoch: int, acc: float, flops: float) -> dict[str, Any]:
 
 
 # --- pure functions ---------------------------------------------------------------------------
-
-
-def test_nondominated_ranks_fronts_duplicates_and_nan_last() -> None:
-    pts = np.array(
-        [
-            [0.0, 5.0],  # 0: front 0
-            [1.0, 3.0],  # 1: front 0
-            [1.0, 3.0],  # 2: duplicate of 1, also front 0 (identical rows don't dominate)
-            [3.0, 1.0],  # 3: front 0
-            [2.0, 4.0],  # 4: dominated by 1 -> front 1
-            [4.0, 4.0],  # 5: dominated by 4 -> front 2
-            [5.0, 5.0],  # 6: dominated by 5 -> front 3
-            [np.nan, 6.0],  # 7: NaN is worst: dominated by 6 -> front 4
-            [np.nan, np.nan],  # 8: worst everywhere, dominated by 7 -> front 5
-        ]
-    )
-    ranks = nondominated_ranks(pts)
-    assert ranks.tolist() == [0, 0, 0, 0, 1, 2, 3, 4, 5]
-    assert np.issubdtype(ranks.dtype, np.integer)
-    assert np.isnan(pts[7, 0]), "the input is not modified"
-    # With one NaN column the row is still on the front when it is best in another column.
-    assert nondominated_ranks(np.array([[0.0, 1.0], [np.nan, 0.0]])).tolist() == [0, 0]
-    assert nondominated_ranks(np.zeros((0, 2))).tolist() == []
-    with pytest.raises(ValueError, match="2-D"):
-        nondominated_ranks(np.zeros(3))
 
 
 def test_crowding_distance_boundaries_and_interior() -> None:
