@@ -1,5 +1,5 @@
-"""An anytime trial (search/trial.py): one Perceiver trained over its iteration counts, then
-evaluated at each, every count priced at its own cost."""
+"""An anytime trial (search/trial: loop, model, evaluate): one Perceiver trained over its
+iteration counts, then evaluated at each, every count priced at its own cost."""
 
 from __future__ import annotations
 

@@ -27,7 +27,7 @@ import ray
 import search
 from search.data import load_dataset
 from search.experiment import Experiment, load_experiment
-from search.sessions import _deterministic_failure, _train_worker
+from search.trial.trainable import _deterministic_failure, _train_worker
 from search.tuner import open_study
 
 WORKERS = 2
