@@ -6,7 +6,7 @@ random batch, 1 thread, timed in these variants in one process, interleaved (a, 
 a, ...) so a shared machine's drifts hit them alike:
 
 - ``plain``: our model in a plain PyTorch loop;
-- ``deepspeed``: the trial's own DeepSpeed engine (``search.engine.build_engine``, fp32);
+- ``deepspeed``: the trial's own DeepSpeed engine (``search.trial.engine.build_engine``, fp32);
 - ``bf16``: the plain loop under ``torch.autocast("cpu", torch.bfloat16)`` (native bf16 on CPUs
   with AVX512-BF16/AMX);
 - ``compiled``: the plain loop with ``torch.compile(model)``; its first step (the compile) is
@@ -89,8 +89,8 @@ def make_step(family: str, hparams: dict[str, Any], batch_size: int, variant: st
 
 
 def _engine_step(model: torch.nn.Module, batch_size: int) -> Step:
-    from search.engine import build_engine, plan_batches
     from search.experiment import load_experiment
+    from search.trial.engine import build_engine, plan_batches
 
     plan = plan_batches(batch_size, world=1, n_train=1024, max_micro_batch_size=None)
     hp = {"optimizer": "adamw", "lr": 1e-3, "weight_decay": 0.01, "warmup_epochs": 1}

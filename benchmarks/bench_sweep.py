@@ -111,7 +111,7 @@ def trial_phases(
 def analyse(out: Path, exp: Any, wall_s: float, peak: float) -> dict[str, Any]:
     """The sweep's time accounting from its study, Tune's results and the driver's timers."""
     from search.results import load_rows
-    from search.timing import DRIVER_PHASES
+    from search.trial.timing import DRIVER_PHASES
     from search.vocabulary import ANYTIME_OF, TrialStatus
 
     rows, _ = load_rows(out)

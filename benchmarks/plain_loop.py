@@ -1,9 +1,9 @@
 """A plain PyTorch training loop (no Ray, no DeepSpeed): the project's convergence anchor.
 
 It trains one model family on scikit-learn's digits with the project's own pieces (the
-``search.data`` splits and normalisation, ``models.build_model``, ``search.optim``'s optimizers
-and warmup-cosine schedule) and nothing else, so a sweep's numbers can be checked against what
-the same recipe reaches without the search machinery around it.
+``search.data`` splits and normalisation, ``models.build_model``, ``search.trial.optim``'s
+optimizers and warmup-cosine schedule) and nothing else, so a sweep's numbers can be checked
+against what the same recipe reaches without the search machinery around it.
 
 The recipe: ``load_dataset("digits", val_fraction=0.15, seed=0)``, no augmentation (only
 ``Augmenter.normalize``), ``torch.manual_seed(seed)`` before the model is built, one epoch of
@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 import models
 from search.data import Augmenter, batches, load_dataset
-from search.optim import WarmupCosine, build_optimizer
+from search.trial.optim import WarmupCosine, build_optimizer
 
 __all__ = ["evaluate", "main", "train_plain"]
 

@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
+from search.experiment.rungs import rung_milestones
 from search.pareto import nondominated_ranks, worst_where_nan
-from search.rungs import rung_milestones
 from search.vocabulary import minimizing_sign
 
 if TYPE_CHECKING:

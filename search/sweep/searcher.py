@@ -14,7 +14,7 @@ import optuna
 from ray.tune.search.optuna import OptunaSearch
 
 from search.sweep.proposer import Proposer
-from search.timing import DRIVER_PHASES, timed
+from search.trial.timing import DRIVER_PHASES, timed
 from search.vocabulary import TrialStatus
 
 __all__ = ["BudgetedOptunaSearch"]

@@ -319,7 +319,7 @@ def make_scheduler(exp: Experiment) -> TrialScheduler:
     """The experiment's early-stopping rule as a Tune scheduler (FIFO: none)."""
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
-    from search.rungs import grace_period, judged_epochs
+    from search.experiment.rungs import grace_period, judged_epochs
     from search.sweep.schedulers import MultiObjectiveASHA
 
     grace, eta = grace_period(exp), exp.scheduler.reduction_factor

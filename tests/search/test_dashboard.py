@@ -74,7 +74,7 @@ def _history(epochs: int, accuracy: float) -> list[dict[str, Any]]:
 def _final_report(
     cost: dict[str, float], *, epochs: int, accuracy: float, max_epochs: int
 ) -> dict[str, Any]:
-    """A trial's last ``tune.report`` (search/trial.py ``_report``), epoch ``epochs``."""
+    """A trial's last ``tune.report`` (search/trial/loop.py ``_report``), epoch ``epochs``."""
     history = _history(epochs, accuracy)
     report = {
         **history[-1],
@@ -92,7 +92,7 @@ def _final_report(
 
 
 def _failure_report(cost: dict[str, float], reason: str) -> dict[str, Any]:
-    """A trial's failure report (search/trial.py ``run_trial``) after one epoch."""
+    """A trial's failure report (search/trial/loop.py ``run_trial``) after one epoch."""
     history = _history(1, 0.3)
     return {
         "flops": cost["flops"],

@@ -354,7 +354,7 @@ def test_group_by_ranks_a_trial_only_against_its_own_family() -> None:
 
 def test_trials_and_the_scheduler_read_the_same_rungs() -> None:
     from search.experiment import load_experiment
-    from search.rungs import judged_epochs
+    from search.experiment.rungs import judged_epochs
     from search.sweep import make_scheduler
 
     default = load_experiment("default")  # 40 epochs, grace 10, factor 3

@@ -1,11 +1,10 @@
-"""One trial trained for real (DeepSpeed engine, no Ray): LAMB learns, and the weights that
-count (the last epoch's) are the ones both val and test accuracy are measured on; the loop's
-pure parts (its progress, failure reasons) and its independence of Ray."""
+"""One trial trained for real (search/trial/loop.py; DeepSpeed engine, no Ray): LAMB learns,
+and the weights that count (the last epoch's) are the ones both val and test accuracy are
+measured on; the loop's failure reasons, and its independence of Ray."""
 
 from __future__ import annotations
 
 import contextlib
-import json
 import shutil
 import subprocess
 import sys
@@ -15,20 +14,15 @@ from typing import Any
 
 import pytest
 import torch
-from search.tuner import load_experiment_data
 
 import models
 from search.data import Augmenter
 from search.experiment import Experiment, load_experiment
-from search.trial import (
-    CHECKPOINT_TAG,
-    NonFiniteLossError,
-    TrialProgress,
-    TrialSession,
-    _failure_reason,
-    optimizer_step,
-    run_trial,
-)
+from search.sweep import load_experiment_data
+from search.trial import TrialSession, run_trial
+from search.trial.engine import optimizer_step
+from search.trial.loop import NonFiniteLossError, _failure_reason
+from search.trial.state import CHECKPOINT_TAG
 from spaces import split_proposal
 
 CONFIG = {
@@ -144,7 +138,7 @@ def test_one_fp32_process_clips_in_the_loop_as_deepspeed_would() -> None:
     import deepspeed
     import torch.nn.functional as F
 
-    from search.engine import build_engine, deepspeed_config, loop_clip_norm, plan_batches
+    from search.trial.engine import build_engine, deepspeed_config, loop_clip_norm, plan_batches
 
     exp = load_experiment("smoke", ["training.grad_clip=0.05"])  # small: every step clips
     plan = plan_batches(32, world=1, n_train=320, max_micro_batch_size=16)  # 2 micro-steps
@@ -273,30 +267,6 @@ def test_failure_reasons_are_one_clear_line() -> None:
         reason = _failure_reason(exc)
     assert reason.startswith("ValueError: vit.patch_size=5: does not divide image_size=32 (at ")
     assert "\n" not in reason
-
-
-def _record(epoch: int, seconds: float) -> dict[str, float]:
-    return {"epoch": epoch, "val_accuracy": 0.5, "epoch_time_s": seconds}
-
-
-def test_trial_progress_is_the_checkpoints_state_file() -> None:
-    progress = TrialProgress(
-        epoch=2, history=[_record(1, 1.5), _record(2, 2.0)], cost={"params": 10, "flops": 20}
-    )
-    saved = json.loads(progress.to_json())
-    # The state file's keys (multi-worker tests and older checkpoints read these).
-    assert list(saved) == ["epoch", "history", "elapsed_before_s", "cost"]
-    assert saved["epoch"] == 2 and saved["history"] == progress.history
-    assert progress.train_time_s() == 3.5
-
-
-def test_a_restored_progress_continues_after_the_checkpoints_epochs() -> None:
-    saved = TrialProgress(epoch=2, history=[_record(1, 1.5), _record(2, 2.0)]).to_json()
-    progress = TrialProgress(cost={"params": 10.0})  # this run's own measurement
-    progress.restore(saved)
-    assert progress.epoch == 2 and [h["epoch"] for h in progress.history] == [1, 2]
-    assert progress.elapsed_before_s == 3.5  # the restored epochs' training time
-    assert progress.cost == {"params": 10.0}
 
 
 def test_the_training_loop_imports_no_ray() -> None:

@@ -1,4 +1,4 @@
-"""search/optim.py: parameter groups, LAMB (the paper's update), one set of optimizer
+"""search/trial/optim.py: parameter groups, LAMB (the paper's update), one set of optimizer
 hyperparameters for CPU and GPU, and the warmup + cosine schedule."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import models
-from search.optim import (
+from search.trial.optim import (
     ADAMW_HPARAMS,
     LAMB_HPARAMS,
     Lamb,
@@ -80,7 +80,7 @@ def test_cpu_and_gpu_optimizers_get_the_same_hyperparameters() -> None:
     cpu = optimizer_spec("lamb", lr=0.01, fused=False)
     gpu = optimizer_spec("lamb", lr=0.01, fused=True)
     assert cpu == gpu  # one LAMB on every device
-    assert cpu.target == "search.optim:Lamb"
+    assert cpu.target == "search.trial.optim:Lamb"
     assert cpu.kwargs == {"lr": 0.01, **LAMB_HPARAMS}
     a_cpu = optimizer_spec("adamw", lr=1e-3, fused=False)
     a_gpu = optimizer_spec("adamw", lr=1e-3, fused=True)

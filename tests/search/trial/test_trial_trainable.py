@@ -1,19 +1,20 @@
-"""Where a trial reports to (search/sessions.py), without a Ray instance: how a multi-worker
+"""The Tune trainable (search/trial/trainable.py), without a Ray instance: how a multi-worker
 trial's worker failures are classified, and what each of its workers holds. The two-worker
-trials themselves run in tests/search/test_multiworker_trials.py."""
+trials themselves run in tests/search/trial/test_trial_multiworker.py."""
 
 from __future__ import annotations
 
 import pytest
 
 from search.experiment import load_experiment
-from search.sessions import _deterministic_failure, _fit_torch_trainer, _WorkerFailure
+from search.trial.sessions import WorkerFailure
+from search.trial.trainable import _deterministic_failure, _fit_torch_trainer
 
 WORKERS = 2
 
 
-def _failure(reason: str, at: float, communication: bool = False) -> _WorkerFailure:
-    return _WorkerFailure({"failure_reason": reason}, at=at, communication=communication)
+def _failure(reason: str, at: float, communication: bool = False) -> WorkerFailure:
+    return WorkerFailure({"failure_reason": reason}, at=at, communication=communication)
 
 
 def test_worker_failures_are_classified() -> None:
@@ -23,7 +24,7 @@ def test_worker_failures_are_classified() -> None:
 
     def group(**failures: Exception) -> WorkerGroupError:
         wrapped = {
-            int(k[1:]): UserExceptionWithTraceback(e, "tb") if isinstance(e, _WorkerFailure) else e
+            int(k[1:]): UserExceptionWithTraceback(e, "tb") if isinstance(e, WorkerFailure) else e
             for k, e in failures.items()
         }
         return WorkerGroupError("x", wrapped)
@@ -47,7 +48,7 @@ def test_multi_worker_trials_need_whole_gpus() -> None:
 
 def test_each_worker_holds_its_cpus_and_one_whole_gpu_or_none() -> None:
     from search.experiment import Resources
-    from search.sessions import _worker_resources
+    from search.trial.trainable import _worker_resources
 
     gpu = Resources(cpus_per_trial=2, gpus_per_trial=1, workers_per_trial=WORKERS)
     assert _worker_resources(gpu) == {"CPU": 2, "GPU": 1}

@@ -1,7 +1,8 @@
 """Where early stopping judges a trial: the rung milestones of ASHA (Tune's and ours alike).
 
-Ray-free: a trial reads them to report at every epoch its scheduler judges
-(``search.trial``), and ``search.schedulers`` builds its rungs from them.
+A derived view of the experiment's scheduler settings, Ray-free: a trial reads them to report at
+every epoch its scheduler judges (``search.trial.loop``), and ``search.schedulers`` builds its
+rungs from them.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from search.experiment import Experiment
+    from search.experiment.schema import Experiment
 
 __all__ = ["grace_period", "judged_epochs", "rung_milestones"]
 

@@ -1,11 +1,12 @@
-"""The trial's DeepSpeed engine parts: the batch plan, the DeepSpeed config, precision choice."""
+"""The trial's DeepSpeed engine parts (search/trial/engine.py): the batch plan, the DeepSpeed
+config, precision choice."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from search.engine import BatchPlan, deepspeed_config, plan_batches, select_precision
+from search.trial.engine import BatchPlan, deepspeed_config, plan_batches, select_precision
 
 
 def test_deepspeed_config_holds_geometry_precision_and_zero_but_no_optimizer() -> None:
@@ -16,7 +17,7 @@ def test_deepspeed_config_holds_geometry_precision_and_zero_but_no_optimizer() -
     assert cfg["bf16"]["enabled"] and not cfg["fp16"]["enabled"]
     assert cfg["zero_optimization"]["stage"] == 2
     assert cfg["gradient_clipping"] == 1.0
-    # optimizer and schedule are the client's (search.optim), the same on CPU and GPU
+    # optimizer and schedule are the client's (search.trial.optim), the same on CPU and GPU
     assert "optimizer" not in cfg and "scheduler" not in cfg
     fp32 = deepspeed_config(
         micro_batch_size=8, grad_accum=1, grad_clip=0.0, zero_stage=0, precision="fp32"
@@ -99,7 +100,7 @@ def test_the_engine_builds_ops_with_this_environments_ninja(
     import sys
     from pathlib import Path
 
-    from search.engine import _use_this_environments_ninja
+    from search.trial.engine import _use_this_environments_ninja
 
     here = str(Path(sys.executable).parent)
     if not (Path(here) / "ninja").is_file():

@@ -90,7 +90,7 @@ def optimizer_spec(name: str, *, lr: float, fused: bool) -> OptimizerSpec:
         # to rounding
         return OptimizerSpec("torch.optim:AdamW", {"lr": lr, **ADAMW_HPARAMS, "fused": True})
     if name == "lamb":  # one implementation on every device (see the module docstring)
-        return OptimizerSpec("search.optim:Lamb", {"lr": lr, **LAMB_HPARAMS})
+        return OptimizerSpec("search.trial.optim:Lamb", {"lr": lr, **LAMB_HPARAMS})
     raise ValueError(f"optimizer={name!r}: not allowed; allowed: {', '.join(OPTIMIZERS)}")
 
 

@@ -1,8 +1,9 @@
-"""A trial's DeepSpeed engine: its batch plan, its config, its process group, and building it.
+"""A trial's DeepSpeed engine: its batch plan, its config, its process group, building it, and
+one optimizer step through it (gradients clipped by the loop or by DeepSpeed).
 
-The optimizer and the LR schedule are the client's (``search.optim``: the same parameter groups
-and hyperparameters on CPU and GPU, DeepSpeed's fused kernels on a GPU), so the DeepSpeed config
-holds only batch geometry, clipping, ZeRO and precision.
+The optimizer and the LR schedule are the client's (``search.trial.optim``: the same parameter
+groups and hyperparameters on CPU and GPU, DeepSpeed's fused kernels on a GPU), so the DeepSpeed
+config holds only batch geometry, clipping, ZeRO and precision.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ __all__ = [
     "BatchPlan",
     "build_engine",
     "deepspeed_config",
+    "loop_clip_norm",
+    "optimizer_step",
     "plan_batches",
     "select_precision",
     "trial_device",
@@ -137,7 +140,7 @@ def build_engine(
     ``train_hp`` (``optimizer``, ``lr``, ``weight_decay``, ``warmup_epochs``)."""
     import deepspeed
 
-    from search.optim import WarmupCosine, build_optimizer
+    from search.trial.optim import WarmupCosine, build_optimizer
 
     _quiet_deepspeed()
     _use_this_environments_ninja()
@@ -186,6 +189,15 @@ def loop_clip_norm(plan: BatchPlan, experiment: Experiment, device: torch.device
     """
     clip = experiment.training.grad_clip
     return clip if clip > 0 and _single_fp32_process(plan, experiment, device) else None
+
+
+def optimizer_step(engine: DeepSpeedEngine, loss: torch.Tensor, clip_norm: float | None) -> None:
+    """Backward, then the engine's step; at an accumulation boundary, with ``clip_norm`` (the
+    loop clips: :func:`loop_clip_norm`), the gradients are clipped before it."""
+    engine.backward(loss)
+    if clip_norm is not None and engine.is_gradient_accumulation_boundary():
+        torch.nn.utils.clip_grad_norm_(engine.module.parameters(), clip_norm, foreach=True)
+    engine.step()
 
 
 def _single_fp32_process(plan: BatchPlan, experiment: Experiment, device: torch.device) -> bool:

@@ -23,12 +23,12 @@ from typing import Any, cast
 import optuna
 import pytest
 import ray
-from search.tuner import open_study
 
 import search
 from search.data import load_dataset
 from search.experiment import Experiment, load_experiment
-from search.sessions import _deterministic_failure, _train_worker
+from search.sweep import open_study
+from search.trial.trainable import _deterministic_failure, _train_worker
 
 WORKERS = 2
 BATCH = 32  # global batch: 16 images per worker per step

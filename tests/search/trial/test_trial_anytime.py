@@ -1,5 +1,5 @@
-"""An anytime trial (search/trial.py): one Perceiver trained over its iteration counts, then
-evaluated at each, every count priced at its own cost."""
+"""An anytime trial (search/trial: loop, model, evaluate): one Perceiver trained over its
+iteration counts, then evaluated at each, every count priced at its own cost."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from contextlib import nullcontext
 from typing import Any
 
 import pytest
-from search.tuner import load_experiment_data
 
 from models.cost import estimate
 from search.experiment import load_experiment
+from search.sweep import load_experiment_data
 from search.trial import TrialSession, run_trial
 from spaces import split_proposal
 

@@ -1,9 +1,12 @@
-"""One trial: build the model, measure its cost, train it through a DeepSpeed engine, report.
+"""One trial's training loop: build the model, measure its cost, train it through a DeepSpeed
+engine epoch by epoch, evaluate, report.
 
-``run_trial`` is the training loop every trial runs, in a Ray Tune trial, in each Ray Train
-worker of a multi-worker trial (``search.sessions``: ``train_trial``, the Tune trainable), or
+``run_trial`` is the loop every trial runs, in a Ray Tune trial, in each Ray Train worker of a
+multi-worker trial (``search.trial.trainable``: ``train_trial``, the Tune trainable), or
 in-process (``paretotune reproduce``, the tabular benchmark). It reports through a
-:class:`TrialSession`; the engine, its batch plan and its config come from ``search.engine``.
+:class:`~search.trial.sessions.TrialSession`; the engine, its batch plan and its config come
+from ``search.trial.engine``, the model and its cost from ``search.trial.model``, the
+evaluation from ``search.trial.evaluate``, the checkpoint's state from ``search.trial.state``.
 
 Every epoch records train loss, val top-1/top-5/loss, images/s and epoch time in the trial's
 history; a report to Tune carries the latest epoch and the history, at the epochs the scheduler
@@ -19,13 +22,11 @@ result carrying ``failure_reason``; the searcher records the trial as failed and
 from __future__ import annotations
 
 import gc
-import json
 import math
 import tempfile
 import time
 import traceback
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,40 +34,28 @@ import torch
 import torch.nn.functional as F
 
 from search.data import Augmenter, batches
-from search.engine import (
+from search.experiment.rungs import judged_epochs
+from search.trial.engine import (
     BatchPlan,
     build_engine,
-    deepspeed_config,
     loop_clip_norm,
+    optimizer_step,
     plan_batches,
-    select_precision,
     trial_device,
 )
-from search.rungs import judged_epochs
-from search.sessions import TrialSession, train_trial
-from search.timing import timed
-from search.vocabulary import ANYTIME_PARAM
+from search.trial.evaluate import Evaluation, anytime_points, evaluate
+from search.trial.model import Anytime, build_model, measure_cost, plan_anytime
+from search.trial.state import TrialProgress, restore_checkpoint, save_checkpoint
+from search.trial.timing import timed
 
 if TYPE_CHECKING:
     from deepspeed import DeepSpeedEngine
 
-    from models.perceiver import Perceiver
     from search.data import DatasetSplits
     from search.experiment import Experiment
+    from search.trial.sessions import TrialSession
 
-__all__ = [
-    "NonFiniteLossError",
-    "TrialProgress",
-    "TrialSession",
-    "deepspeed_config",
-    "run_trial",
-    "select_precision",
-    "train_trial",
-    "trial_seed",
-]
-
-CHECKPOINT_TAG = "last"
-STATE_FILE = "trial_state.json"
+__all__ = ["NonFiniteLossError", "run_trial", "trial_seed"]
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -77,36 +66,6 @@ def trial_seed(experiment: Experiment) -> int:
     """The seed a trial trains with: the experiment's (so a trial is a function of its config,
     and ``paretotune reproduce`` retrains it exactly)."""
     return int(experiment.seed) * 100_003
-
-
-@dataclass
-class TrialProgress:
-    """What a trial has done so far: saved with each checkpoint (``STATE_FILE``, JSON), and
-    what a failure report carries."""
-
-    epoch: int = 0  # the last epoch trained
-    history: list[dict[str, Any]] = field(default_factory=list)  # an epoch's record each
-    elapsed_before_s: float = 0.0  # the training time of the epochs restored from a checkpoint
-    cost: dict[str, float] = field(default_factory=dict)  # params, flops, latency_ms(_b64)
-    # seconds per phase outside training (search.timing): build, cost, engine, report, ...
-    phases: dict[str, float] = field(default_factory=dict)
-
-    def train_time_s(self) -> float:
-        """The training time of every epoch in the history."""
-        return sum(h["epoch_time_s"] for h in self.history)
-
-    def to_json(self) -> str:
-        """The checkpoint's state file (the phase timings are this run's, not state)."""
-        state = asdict(self)
-        del state["phases"]
-        return json.dumps(state)
-
-    def restore(self, saved: str) -> None:
-        """Continue after the epochs of a checkpoint's state file (the cost stays this run's)."""
-        state = json.loads(saved)
-        self.epoch = int(state["epoch"])
-        self.history = state["history"]
-        self.elapsed_before_s = self.train_time_s()
 
 
 def run_trial(
@@ -186,54 +145,6 @@ class _Loop:
     reported_at: float = field(default_factory=time.perf_counter)  # or the loop's start
 
 
-@dataclass(frozen=True)
-class Anytime:
-    """An anytime trial: a weight-shared Perceiver trained over its iteration counts
-    1..``iterations`` and evaluated at each; ``costs[k - 1]`` is the k-iteration model's."""
-
-    iterations: int
-    loss: str  # "all": mean loss over every count; "sampled": one count per step
-    costs: tuple[dict[str, float], ...]
-
-
-def _anytime(
-    family: str, model: torch.nn.Module, data: DatasetSplits, experiment: Experiment
-) -> Anytime | None:
-    """The trial's anytime plan (None unless ``training.anytime`` and a Perceiver)."""
-    from models.perceiver import AtIterations, Perceiver
-
-    if not experiment.training.anytime or family not in ANYTIME_PARAM:
-        return None
-    assert isinstance(model, Perceiver)
-    if not model.config.share_weights:
-        raise ValueError(
-            "training.anytime=true: needs perceiver.share_weights=true (only then is iteration "
-            "k of one model the k-iteration model); got share_weights=false"
-        )
-    total = model.config.num_iterations
-    costs = [_measure_cost(AtIterations(model, k), data) for k in range(1, total + 1)]
-    for k, cost in enumerate(costs, 1):
-        cost["params"] = _anytime_params(model, data, k)
-    return Anytime(iterations=total, loss=experiment.training.anytime_loss, costs=tuple(costs))
-
-
-def _anytime_params(model: Perceiver, data: DatasetSplits, k: int) -> int:
-    """Parameters the k-iteration model has (the analytic count: a 1-iteration Perceiver has
-    no second cross-attention)."""
-    from models.cost import estimate
-
-    hparams = {**model.config.to_dict(), "num_iterations": k}
-    return int(
-        estimate(
-            "perceiver",
-            image_size=data.image_size,
-            in_channels=data.in_channels,
-            num_classes=data.num_classes,
-            **hparams,
-        ).params
-    )
-
-
 def _train(
     config: dict[str, Any],
     *,
@@ -252,10 +163,10 @@ def _train(
     seed = trial_seed(experiment)
     torch.manual_seed(seed)
     with timed(progress.phases, "build"):
-        model = _build_model(family, model_hp, data, device)
+        model = build_model(family, model_hp, data, device)
     with timed(progress.phases, "cost"):
-        progress.cost = _measure_cost(model, data)
-        anytime = _anytime(family, model, data, experiment)
+        progress.cost = measure_cost(model, data)
+        anytime = plan_anytime(family, model, data, experiment)
     if session.world_size > 1:
         torch.manual_seed(seed + 1_000_003 * session.rank)  # same init, own dropout masks
     plan = plan_batches(
@@ -284,48 +195,11 @@ def _train(
             judged_epochs=judged_epochs(experiment),
             clip_norm=loop_clip_norm(plan, experiment, device),
         )
-        _restore(loop)
+        restore_checkpoint(engine, progress, session)
         _epochs(loop)
     finally:
         if hasattr(engine, "destroy"):
             engine.destroy()
-
-
-def _build_model(
-    family: str, model_hp: Mapping[str, Any], data: DatasetSplits, device: torch.device
-) -> torch.nn.Module:
-    import models
-
-    return models.build_model(
-        family,
-        num_classes=data.num_classes,
-        image_size=data.image_size,
-        in_channels=data.in_channels,
-        **model_hp,
-    ).to(device)
-
-
-def _measure_cost(model: torch.nn.Module, data: DatasetSplits) -> dict[str, float]:
-    """The model's cost metrics (``TrialProgress.cost``): params, FLOPs, latency."""
-    from models.cost import measure
-
-    cost = measure(model, (1, data.in_channels, data.image_size, data.image_size))
-    return {
-        "params": int(cost.params),
-        "flops": int(cost.flops),
-        "latency_ms": float(cost.latency_ms_b1) if cost.latency_ms_b1 is not None else math.nan,
-        "latency_ms_b64": float(cost.latency_ms_b64)
-        if cost.latency_ms_b64 is not None
-        else math.nan,
-    }
-
-
-def _restore(loop: _Loop) -> None:
-    """Resume from the session's checkpoint, if it has one: the engine's state and progress."""
-    with loop.session.restore_dir() as ckpt_dir:
-        if ckpt_dir is not None and (Path(ckpt_dir) / STATE_FILE).is_file():
-            loop.engine.load_checkpoint(ckpt_dir, tag=CHECKPOINT_TAG)
-            loop.progress.restore((Path(ckpt_dir) / STATE_FILE).read_text())
 
 
 def _epochs(loop: _Loop) -> None:
@@ -366,24 +240,10 @@ def _epochs(loop: _Loop) -> None:
             test_by_k = _evaluate(loop, data.test_x, data.test_y)
             metrics.update(test_accuracy=test_by_k[-1].accuracy, test_top5=test_by_k[-1].top5)
         if epoch == exp.epochs and loop.anytime:
-            metrics["anytime"] = _anytime_points(loop.anytime, val_by_k, test_by_k)
+            metrics["anytime"] = anytime_points(loop.anytime, val_by_k, test_by_k)
         report, checkpoint = _due(loop, epoch)
         if report:
             _report(loop, metrics, checkpoint=checkpoint)
-
-
-def _anytime_points(
-    anytime: Anytime, val: list[_Evaluation], test: list[_Evaluation] | None
-) -> list[dict[str, float]]:
-    """One point per iteration count: its accuracies on the final weights and its own cost."""
-    points = []
-    for k, cost in enumerate(anytime.costs, 1):
-        point = {"iterations": k, **cost, "val_accuracy": val[k - 1].accuracy}
-        point["val_top5"] = val[k - 1].top5
-        if test is not None:
-            point.update(test_accuracy=test[k - 1].accuracy, test_top5=test[k - 1].top5)
-        points.append(point)
-    return points
 
 
 def _due(loop: _Loop, epoch: int) -> tuple[bool, bool]:
@@ -427,9 +287,7 @@ def _report(loop: _Loop, metrics: dict[str, Any], *, checkpoint: bool) -> None:
     else:
         with tempfile.TemporaryDirectory(prefix="paretotune-ckpt-") as tmp:
             with timed(phases, "checkpoint"):
-                loop.engine.save_checkpoint(tmp, tag=CHECKPOINT_TAG)  # collective; ZeRO shards
-                if loop.session.rank == 0:
-                    (Path(tmp) / STATE_FILE).write_text(loop.progress.to_json())
+                save_checkpoint(loop.engine, tmp, loop.progress, rank=loop.session.rank)
             with timed(phases, "report"):
                 loop.session.report(metrics, tmp)
         loop.checkpointed_at = time.perf_counter()
@@ -503,15 +361,6 @@ def _train_steps(loop: _Loop, epoch: int) -> tuple[float, int, torch.Tensor]:
     return loss_sum, seen, trained
 
 
-def optimizer_step(engine: DeepSpeedEngine, loss: torch.Tensor, clip_norm: float | None) -> None:
-    """Backward, then the engine's step; at an accumulation boundary, with ``clip_norm`` (the
-    loop clips: ``search.engine.loop_clip_norm``), the gradients are clipped before it."""
-    engine.backward(loss)
-    if clip_norm is not None and engine.is_gradient_accumulation_boundary():
-        torch.nn.utils.clip_grad_norm_(engine.module.parameters(), clip_norm, foreach=True)
-    engine.step()
-
-
 def _step_loss(loop: _Loop, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """The training loss of one micro-batch. Anytime: the mean over every iteration count of
     the shared head's loss after that iteration (``all``), or the loss after a count drawn
@@ -527,58 +376,14 @@ def _step_loss(loop: _Loop, x: torch.Tensor, y: torch.Tensor, gen: torch.Generat
     return torch.stack(losses).mean()
 
 
-@dataclass(frozen=True)
-class _Evaluation:
-    loss: float
-    accuracy: float  # top-1
-    top5: float
-
-
-@torch.no_grad()
-def _evaluate(loop: _Loop, x_all: torch.Tensor, y_all: torch.Tensor) -> list[_Evaluation]:
-    """Top-1, top-5 and loss over a split, sharded over the workers and summed: one
-    evaluation per iteration count of an anytime trial (the last is the whole model's), else
-    one."""
-    engine, rank, world = loop.engine, loop.session.rank, loop.session.world_size
-    engine.eval()
-    device = engine.device
-    counts = loop.anytime.iterations if loop.anytime else 1
-    totals = torch.zeros(counts, 4, dtype=torch.float64, device=device)  # loss, top1, top5, n
-    n = len(y_all)
-    # Rank r takes positions r, r + world, ...; every rank runs the same number of forward
-    # passes (ZeRO-3 gathers parameters collectively in forward): positions past the end wrap
-    # around and are masked out.
-    per_rank = -(-n // world)
-    positions = torch.arange(per_rank) * world + rank
-    for start in range(0, per_rank, 256):
-        pos = positions[start : start + 256]
-        valid = (pos < n).to(device)
-        idx = pos % max(n, 1)
-        x = loop.augmenter.normalize(x_all[idx].to(device)).to(loop.dtype)
-        y = y_all[idx].to(device)
-        every = engine(x, every_iteration=True) if loop.anytime else engine(x)[None]
-        for i, logits in enumerate(every.float()):  # [B, classes] per iteration count
-            totals[i] += _scores(logits, y, valid)
-    if world > 1:
-        import torch.distributed as dist
-
-        dist.all_reduce(totals)
-    return [
-        _Evaluation(loss=float(t[0]) / c, accuracy=float(t[1]) / c, top5=float(t[2]) / c)
-        for t, c in ((t, max(float(t[3]), 1.0)) for t in totals)
-    ]
-
-
-def _scores(logits: torch.Tensor, y: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """Summed loss, top-1 and top-5 hits, and count over the valid rows of a batch."""
-    k = min(5, logits.shape[-1])
-    topk = logits.topk(k, dim=-1).indices
-    loss = F.cross_entropy(logits, y, reduction="none")
-    return torch.stack(
-        [
-            loss[valid].sum().double(),
-            ((topk[:, 0] == y) & valid).sum().double(),
-            ((topk == y[:, None]).any(dim=-1) & valid).sum().double(),
-            valid.sum().double(),
-        ]
+def _evaluate(loop: _Loop, x_all: torch.Tensor, y_all: torch.Tensor) -> list[Evaluation]:
+    """The trial's model evaluated on a split (one evaluation per anytime iteration count)."""
+    return evaluate(
+        loop.engine,
+        x_all,
+        y_all,
+        augmenter=loop.augmenter,
+        dtype=loop.dtype,
+        session=loop.session,
+        anytime=loop.anytime,
     )
