@@ -1,7 +1,8 @@
 """The names the search packages share, each written once, with the one rule for each.
 
-Trial statuses, family and dataset names, the objectives and the result columns that hold
-them, and the JSON form of a value (the dataset fields' rules are ``search.dataset_rules``).
+Trial statuses, family and sampler names, the objectives and the result columns that hold
+them, and the JSON form of a value (dataset names come from the dataset facts table,
+``search.data.facts``, and their fields' rules are ``search.data.rules``).
 Nothing here imports torch, Ray or Optuna, so every module can use it.
 """
 
@@ -17,14 +18,10 @@ __all__ = [
     "ANYTIME_ITERATIONS",
     "ANYTIME_OF",
     "ANYTIME_PARAM",
-    "DATASETS",
     "DEFAULT_OBJECTIVES",
-    "DOWNLOADABLE_DATASETS",
     "FAMILIES",
-    "FOLDER_DATASETS",
     "OBJECTIVES",
     "SAMPLERS",
-    "DatasetName",
     "Objective",
     "SamplerName",
     "TrialStatus",
@@ -86,15 +83,6 @@ ANYTIME_PARAM: dict[str, str] = {"perceiver": "perceiver.num_iterations"}
 ANYTIME_OF = "anytime_of"
 #: User attribute (and results column) of an anytime point: the iterations it ran.
 ANYTIME_ITERATIONS = "anytime_iterations"
-
-#: Datasets ``search.data.load_dataset`` reads.
-DatasetName = Literal["digits", "cifar10", "cifar100", "imagefolder", "synthetic"]
-DATASETS: tuple[str, ...] = typing.get_args(DatasetName)
-#: Datasets read from ``dataset.data_dir``.
-FOLDER_DATASETS: tuple[str, ...] = ("cifar10", "cifar100", "imagefolder")
-#: Datasets ``dataset.download: true`` may fetch.
-DOWNLOADABLE_DATASETS: tuple[str, ...] = ("cifar10", "cifar100")
-
 
 #: Samplers an experiment may choose (``search.sweep.samplers.make_sampler`` builds them).
 SamplerName = Literal["tpe", "nsga2", "gp", "random"]

@@ -12,7 +12,7 @@ import math
 import random
 from typing import TYPE_CHECKING, Any, Protocol
 
-from search.dataset_rules import SYNTHETIC_DEFAULTS
+from search.data.facts import model_shape
 from search.errors import UserError
 from search.experiment.limits import MAX_COUNT, MAX_FLOPS, MAX_PARAMS
 from search.experiment.schema import Experiment
@@ -22,16 +22,6 @@ if TYPE_CHECKING:
     from spaces import SpaceContext
 
 __all__ = ["check_space"]
-
-#: (in_channels, num_classes) a dataset gives the models; an image folder is RGB with at
-#: least two classes (the cheapest head, so a budget check never refuses a fitting proposal).
-_DATASET_SHAPE = {
-    "digits": (1, 10),
-    "cifar10": (3, 10),
-    "cifar100": (3, 100),
-    "imagefolder": (3, 2),
-}
-
 
 #: Checks of the training parameters' choices (the model ones are checked by ``models``).
 _TRAIN_CHOICE_RULES: dict[str, tuple[str, Any]] = {
@@ -52,14 +42,6 @@ _TRAIN_CHOICE_RULES: dict[str, tuple[str, Any]] = {
 #: Upper ends of the training ranges (a learning rate above 1 only diverges).
 _RANGE_HIGH = {"adamw.lr": 1.0, "lamb.lr": 1.0, "weight_decay": 10.0}
 _DRAWS = 200  # random proposals tried before a family (or one choice) is judged never valid
-
-
-def _data_shape(exp: Experiment) -> tuple[int, int]:
-    """(in_channels, num_classes) the models will see."""
-    if exp.dataset.name == "synthetic":
-        opts = {**SYNTHETIC_DEFAULTS, **exp.dataset.synthetic}
-        return int(opts["in_channels"]), int(opts["num_classes"])
-    return _DATASET_SHAPE[exp.dataset.name]
 
 
 @functools.lru_cache(maxsize=1)
@@ -190,7 +172,7 @@ def _check_proposals(exp: Experiment, kinds: dict[str, str]) -> None:
     from spaces import SPACES, SpaceContext
 
     size = exp.dataset.image_size
-    in_channels, num_classes = _data_shape(exp)
+    in_channels, num_classes = model_shape(exp.dataset.name, exp.dataset.synthetic)
     ctx = SpaceContext(image_size=size, in_channels=in_channels, overrides=exp.space)
 
     def draw(
@@ -303,7 +285,7 @@ def _check_budget(exp: Experiment, draw: _Draw) -> None:
     from models.cost import estimate
 
     size = exp.dataset.image_size
-    in_channels, num_classes = _data_shape(exp)
+    in_channels, num_classes = model_shape(exp.dataset.name, exp.dataset.synthetic)
     groups = [(f,) for f in exp.families] if exp.family_allocation == "equal" else [exp.families]
     for group in groups:
         rng = random.Random(f"budget:{','.join(group)}")

@@ -16,11 +16,11 @@ from typing import Any, Literal
 
 import yaml
 
+from search.data.facts import DatasetName
 from search.vocabulary import (
     DEFAULT_OBJECTIVES,
     FAMILIES,
     OBJECTIVES,
-    DatasetName,
     SamplerName,
 )
 

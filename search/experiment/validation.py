@@ -6,23 +6,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from search.dataset_rules import (
-    MAX_DATASET_BYTES,
-    SYNTHETIC_DEFAULTS,
-    check_dataset_fields,
-    check_seed,
-    synthetic_bytes,
-)
+from search.data.facts import FOLDER_DATASETS, load_bytes
+from search.data.rules import MAX_DATASET_BYTES, check_dataset_fields, check_seed
 from search.errors import UserError
 from search.experiment.feasibility import check_space
 from search.experiment.limits import MAX_COUNT, NAME_RE
 from search.experiment.schema import Experiment, redact
-from search.vocabulary import FAMILIES, FOLDER_DATASETS, OBJECTIVES
+from search.vocabulary import FAMILIES, OBJECTIVES
 
 __all__ = ["check_experiment", "check_output_dir"]
-
-#: Images per dataset (train + test) and channels, for the load-time memory estimate.
-_DATASET_IMAGES = {"digits": (1797, 1), "cifar10": (60_000, 3), "cifar100": (60_000, 3)}
 
 
 def _in_range(path: str, value: float | None, low: float, high: float) -> None:
@@ -202,7 +194,7 @@ def _check_dataset(exp: Experiment) -> None:
         )
     if ds.data_dir is not None:
         _expand("dataset.data_dir", ds.data_dir)
-    need = _dataset_bytes(exp)
+    need = load_bytes(ds.name, ds.image_size, ds.synthetic)
     if need is not None and need > MAX_DATASET_BYTES:
         extra = " or dataset.synthetic.num_train / num_test" if ds.name == "synthetic" else ""
         raise UserError(
@@ -210,18 +202,6 @@ def _check_dataset(exp: Experiment) -> None:
             f"needs ~{need / 2**30:.1f} GiB of memory to load (limit "
             f"{MAX_DATASET_BYTES / 2**30:g} GiB); lower dataset.image_size{extra}"
         )
-
-
-def _dataset_bytes(exp: Experiment) -> int | None:
-    """Peak memory (bytes) of loading the dataset at its image size; None when unknown."""
-    ds = exp.dataset
-    pixels = ds.image_size * ds.image_size
-    if ds.name in _DATASET_IMAGES:
-        count, channels = _DATASET_IMAGES[ds.name]
-        return count * channels * pixels
-    if ds.name == "synthetic":
-        return synthetic_bytes({**SYNTHETIC_DEFAULTS, **ds.synthetic}, ds.image_size)
-    return None
 
 
 def _check_storage(url: str) -> None:

@@ -10,11 +10,9 @@ import pytest
 
 import models
 import spaces
-from search import data, samplers
-from search.dataset_rules import check_val_fraction
+from search import samplers
 from search.results import trial_status
 from search.vocabulary import (
-    DATASETS,
     FAMILIES,
     OBJECTIVES,
     SAMPLERS,
@@ -28,8 +26,7 @@ def test_family_names_are_the_models_and_the_spaces() -> None:
     assert FAMILIES == models.FAMILIES == tuple(spaces.SPACES)
 
 
-def test_dataset_and_sampler_names_have_one_source() -> None:
-    assert data.DATASETS is DATASETS
+def test_sampler_names_have_one_source() -> None:
     assert samplers.SAMPLERS is SAMPLERS
     for name in SAMPLERS:
         assert isinstance(
@@ -54,25 +51,6 @@ def test_objectives_and_their_columns() -> None:
 def test_to_jsonable_drops_non_finite_floats() -> None:
     value = {"a": (1.0, math.nan), 2: math.inf, "b": {"c": None}, "d": TrialStatus.FAILED}
     assert to_jsonable(value) == {"a": [1.0, None], "2": None, "b": {"c": None}, "d": "FAILED"}
-
-
-@pytest.mark.parametrize(
-    ("value", "required", "ok"),
-    [
-        (0.15, True, True),
-        (0.0, True, False),
-        (0.0, False, True),
-        (0.9, False, False),
-        (True, False, False),
-        ("0.1", True, False),
-        (-0.1, False, False),
-    ],
-)
-def test_one_val_fraction_rule(value: object, required: bool, ok: bool) -> None:
-    problem = check_val_fraction(value, required=required)
-    assert (problem is None) == ok
-    if problem:
-        assert problem.startswith(f"dataset.val_fraction={value!r}: expected a number in ")
 
 
 def test_a_finished_trial_still_marked_running_was_interrupted() -> None:

@@ -1,6 +1,7 @@
 """A dataset's fields and the one check of each: ``search.experiment`` applies them when an
-experiment loads, ``search.data.load_dataset`` when it is called. No torch here, so loading an
-experiment stays fast. Each refusal is a :class:`~search.errors.UserError` naming the field.
+experiment loads, ``search.data.load_dataset`` when it is called (and the loaders the memory
+check once they know the image count). No torch here, so loading an experiment stays fast. Each
+refusal is a :class:`~search.errors.UserError` naming the field.
 """
 
 from __future__ import annotations
@@ -10,18 +11,18 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from search.data.facts import DATASETS, DOWNLOADABLE_DATASETS, SYNTHETIC_DEFAULTS
 from search.errors import UserError
-from search.vocabulary import DATASETS, DOWNLOADABLE_DATASETS
 
 __all__ = [
     "MAX_DATASET_BYTES",
     "MAX_IMAGE_SIZE",
     "MAX_SEED",
-    "SYNTHETIC_DEFAULTS",
+    "MAX_VAL_FRACTION",
     "check_dataset_fields",
+    "check_load_memory",
     "check_seed",
     "check_val_fraction",
-    "synthetic_bytes",
 ]
 
 #: Largest ``dataset.image_size`` (images are held resized in memory, uint8).
@@ -31,14 +32,6 @@ MAX_SEED = 2**31 - 1
 #: Most memory the resized dataset may need while it loads (known sizes: digits, CIFAR,
 #: synthetic; an image folder is checked when it is read).
 MAX_DATASET_BYTES = 16 * 2**30
-#: Options of the ``synthetic`` dataset and their defaults.
-SYNTHETIC_DEFAULTS: Mapping[str, Any] = {
-    "num_classes": 10,
-    "num_train": 1000,
-    "num_test": 200,
-    "in_channels": 3,
-    "noise": 0.25,  # per-pixel Gaussian noise std, in [0, 1] pixel units
-}
 _MAX_SYNTHETIC_IMAGES = 10_000_000
 _SYNTHETIC_BOUNDS = {
     "num_classes": (2, 10_000),
@@ -127,11 +120,14 @@ def _synthetic_options(options: Mapping[str, Any], field: str) -> dict[str, Any]
     return merged
 
 
-def synthetic_bytes(options: Mapping[str, Any], image_size: int) -> int:
-    """Peak memory of generating the synthetic dataset: the uint8 images kept, plus the
-    float32 class means and noise of the larger draw."""
-    n_train, n_test, c = options["num_train"], options["num_test"], options["in_channels"]
-    return (n_train + n_test + 8 * max(n_train, n_test)) * c * image_size * image_size
+def check_load_memory(need: int, image_size: int) -> None:
+    """Refuse loading images that need more than :data:`MAX_DATASET_BYTES` (``need`` bytes)."""
+    if need > MAX_DATASET_BYTES:
+        raise UserError(
+            f"dataset.image_size={image_size}: loading the images at {image_size}x{image_size} "
+            f"needs ~{need / 2**30:.1f} GiB of memory (limit {MAX_DATASET_BYTES / 2**30:g} GiB); "
+            "lower dataset.image_size or use fewer images"
+        )
 
 
 #: ``dataset.val_fraction`` lies below this: most of the training set is left to train on.
