@@ -26,7 +26,6 @@ import statistics
 import sys
 import time
 from collections.abc import Sequence
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +60,7 @@ def _job(job: dict[str, Any]) -> dict[str, Any]:
     """One run: ``{"seed", "iterations", "anytime": loss | None}`` -> its points and time."""
     from search.experiment import load_experiment
     from search.sweep import load_experiment_data
-    from search.trial import TrialSession, run_trial
+    from search.trial import train_in_process
 
     overrides = [f"seed={job['seed']}", f"epochs={job['epochs']}"]
     if job["anytime"]:
@@ -69,14 +68,8 @@ def _job(job: dict[str, Any]) -> dict[str, Any]:
     else:
         overrides += ["training.anytime=false"]
     exp = load_experiment("perceiver-cpu", overrides)
-    reports: list[dict[str, Any]] = []
-    session = TrialSession(
-        report=lambda metrics, _ckpt: reports.append(metrics),
-        restore_dir=lambda: nullcontext(None),
-    )
     config = {**CONFIG, "num_iterations": job["iterations"]}
-    run_trial(config, experiment=exp, data=load_experiment_data(exp), session=session)
-    last = reports[-1]
+    last = train_in_process(config, experiment=exp, data=load_experiment_data(exp))
     if "failure_reason" in last:
         raise RuntimeError(f"{job}: {last['failure_reason']}")
     keys = ("iterations", "val_accuracy", "test_accuracy", "flops")

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from search import console, storage
 from search.errors import UserError
 from search.experiment import Experiment, list_presets, load_experiment, redact, with_output_dir
+from search.results import read_trials
 from search.vocabulary import ANYTIME_OF
 
 if TYPE_CHECKING:
@@ -94,9 +95,9 @@ def _resume(args: argparse.Namespace) -> int:
     return 0
 
 
-def _results_dir(command: str, output_dir: str) -> storage.Where:
-    """A results folder (or object-store URI) holding a readable ``trials.json`` (an object of
-    trial rows)."""
+def _results_dir(command: str, output_dir: str) -> tuple[storage.Where, dict[str, Any]]:
+    """A results folder (or object-store URI) and its ``trials.json``, read and checked once
+    (:func:`search.results.read_trials`)."""
     if "\0" in output_dir:
         raise UserError(f"{command} {output_dir!r}: not a folder path (it holds a NUL byte)")
     out: storage.Where
@@ -117,39 +118,23 @@ def _results_dir(command: str, output_dir: str) -> storage.Where:
     if not storage.is_file(path):
         raise UserError(f"{command} {out}: no trials.json there; run a sweep first")
     try:
-        text = storage.read_text(path)
-        doc = json.loads(text)
-    except OSError as exc:
-        raise UserError(f"{command} {path}: cannot read it ({exc.strerror})") from None
-    except UnicodeDecodeError as exc:
-        raise UserError(
-            f"{command} {path}: not a text file (byte {exc.start} is not UTF-8)"
-        ) from None
-    except (ValueError, RecursionError) as exc:
-        raise UserError(f"{command} {path}: not valid JSON ({exc})") from None
-    expected = "a JSON object with 'trials' (a list of trial rows) and 'objectives'"
-    if not isinstance(doc, dict):
-        raise UserError(f"{command} {path}: expected {expected}, got a {type(doc).__name__}")
-    trials, objectives = doc.get("trials", []), doc.get("objectives", {})
-    if not isinstance(trials, list) or not all(isinstance(r, dict) for r in trials):
-        raise UserError(f"{command} {path}: 'trials' is not a list of trial rows ({expected})")
-    if not isinstance(objectives, dict):
-        raise UserError(f"{command} {path}: 'objectives' is not a mapping ({expected})")
-    return out
+        return out, read_trials(out)
+    except UserError as exc:
+        raise UserError(f"{command} {exc}") from None
 
 
 def _report(args: argparse.Namespace) -> int:
-    out = _results_dir("report", args.output_dir)
+    out, trials = _results_dir("report", args.output_dir)
     args.where = out
     from search.report import write_report
 
-    written = write_report(out, png=args.png)
+    written = write_report(out, png=args.png, trials=trials)
     print(f"report: {written}")
     return 0
 
 
 def _reproduce(args: argparse.Namespace) -> int:
-    out = _results_dir("reproduce", args.output_dir)
+    out, trials = _results_dir("reproduce", args.output_dir)
     args.where = out
     if not isinstance(out, Path):
         raise UserError(
@@ -165,7 +150,7 @@ def _reproduce(args: argparse.Namespace) -> int:
     from search.reproduce import COMPARED, reproduce
 
     print(f"Retraining trial {args.trial_id} of {args.output_dir} ...", flush=True)
-    result = reproduce(out, args.trial_id, experiment=exp)
+    result = reproduce(out, args.trial_id, experiment=exp, trials=trials)
     print(f"trial {result.trial_id} ({result.family}): {json.dumps(result.config)}")
     print(f"  {'metric':<14} {'stored':>12} {'reproduced':>12} {'difference':>12}")
     for metric in COMPARED:

@@ -8,9 +8,7 @@ deterministic for a given thread count, so the reproduced metrics should equal t
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,19 +44,24 @@ class Reproduction:
 
 
 def reproduce(
-    out_dir: str | Path, trial_id: str, *, experiment: Experiment | None = None
+    out_dir: str | Path,
+    trial_id: str,
+    *,
+    experiment: Experiment | None = None,
+    trials: dict[str, Any] | None = None,
 ) -> Reproduction:
     """Retrain trial ``trial_id`` (a Tune trial id or the study's trial number) of a sweep.
-    ``experiment``: its ``experiment.yaml`` when the caller has read it already."""
+    ``experiment`` and ``trials`` (:func:`search.results.read_trials`): its ``experiment.yaml``
+    and ``trials.json`` when the caller has read them already."""
     from search.experiment import load_experiment
-    from search.results import load_rows
+    from search.results import read_trials
     from search.sweep import load_experiment_data
-    from search.trial import TrialSession, run_trial
+    from search.trial import train_in_process
 
     out = Path(out_dir).expanduser()
     if not (out / "experiment.yaml").is_file() or not (out / "trials.json").is_file():
         raise UserError(f"reproduce {out}: no experiment.yaml and trials.json there")
-    rows, _ = load_rows(out)
+    rows = (trials if trials is not None else read_trials(out))["trials"]
     row = next((r for r in rows if str(r.get("trial_id")) == trial_id), None)
     if row is None:
         row = next((r for r in rows if str(r.get("number")) == trial_id), None)
@@ -71,12 +74,7 @@ def reproduce(
             "budget) can be reproduced"
         )
     exp = experiment if experiment is not None else load_experiment(out / "experiment.yaml")
-    reports: list[dict[str, Any]] = []
-    session = TrialSession(
-        report=lambda metrics, _ckpt: reports.append(metrics), restore_dir=_no_checkpoint
-    )
-    run_trial(dict(row["config"]), experiment=exp, data=load_experiment_data(exp), session=session)
-    last = reports[-1] if reports else {}
+    last = train_in_process(row["config"], experiment=exp, data=load_experiment_data(exp))
     if last.get("failure_reason"):
         raise RuntimeError(f"reproduce {trial_id}: the retraining failed: {last['failure_reason']}")
     reproduced = {**last, "epochs_run": last.get("epoch")}
@@ -87,8 +85,3 @@ def reproduce(
         stored={k: row.get(k) for k in COMPARED},
         reproduced={k: reproduced.get(k) for k in COMPARED},
     )
-
-
-@contextlib.contextmanager
-def _no_checkpoint() -> Iterator[None]:
-    yield None

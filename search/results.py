@@ -16,6 +16,7 @@ from typing import Any
 import optuna
 
 from search import storage
+from search.errors import UserError, reason
 from search.vocabulary import ANYTIME_ITERATIONS, ANYTIME_OF, OBJECTIVES, TrialStatus, to_jsonable
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "export_results",
     "load_rows",
     "objective_columns",
+    "read_trials",
     "trial_rows",
     "trial_status",
 ]
@@ -149,10 +151,34 @@ def export_results(
     return csv_path, json_path
 
 
+def read_trials(out_dir: storage.Where) -> dict[str, Any]:
+    """``<out_dir>/trials.json``, parsed and checked once: ``{"experiment": {...},
+    "objectives": {column: direction}, "trials": [row, ...]}`` (missing parts empty); a
+    UserError naming the file and what is wrong otherwise."""
+    where = out_dir if storage.is_uri(out_dir) else Path(out_dir)
+    path = storage.join(where, "trials.json")
+    try:
+        doc = json.loads(storage.read_text(path))
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read it ({reason(exc)})") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not a text file (byte {exc.start} is not UTF-8)") from None
+    except (ValueError, RecursionError) as exc:
+        raise UserError(f"{path}: not valid JSON ({exc})") from None
+    expected = "a JSON object with 'trials' (a list of trial rows) and 'objectives'"
+    if not isinstance(doc, dict):
+        raise UserError(f"{path}: expected {expected}, got a {type(doc).__name__}")
+    trials, objectives = doc.get("trials", []), doc.get("objectives", {})
+    if not isinstance(trials, list) or not all(isinstance(r, dict) for r in trials):
+        raise UserError(f"{path}: 'trials' is not a list of trial rows ({expected})")
+    if not isinstance(objectives, dict):
+        raise UserError(f"{path}: 'objectives' is not a mapping ({expected})")
+    return {"experiment": doc.get("experiment") or {}, "objectives": objectives, "trials": trials}
+
+
 def load_rows(out_dir: storage.Where) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """Read ``trials.json``: the rows and the objectives (column -> direction)."""
-    where = out_dir if storage.is_uri(out_dir) else Path(out_dir)
-    doc = json.loads(storage.read_text(storage.join(where, "trials.json")))
+    doc = read_trials(out_dir)
     return doc["trials"], doc["objectives"]
 
 

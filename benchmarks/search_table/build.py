@@ -30,7 +30,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -187,18 +186,12 @@ def train_point(params: dict[str, Any]) -> dict[str, Any]:
     """Train one grid point as a sweep trial would; its table row."""
     import optuna
 
-    from search.trial import TrialSession, run_trial, trial_seed
+    from search.trial import train_in_process, trial_seed
     from search.vocabulary import TrialStatus
 
     exp, data = _WORKER["experiment"], _WORKER["data"]
     proposal = _WORKER["space"](optuna.trial.FixedTrial(params))
-    reports: list[dict[str, Any]] = []
-    session = TrialSession(
-        report=lambda metrics, _ckpt: reports.append(metrics),
-        restore_dir=lambda: nullcontext(None),
-    )
-    run_trial(proposal, experiment=exp, data=data, session=session)
-    last = reports[-1]
+    last = train_in_process(proposal, experiment=exp, data=data)
     history = last.get("history", [])
     return {
         "key": config_key(params),

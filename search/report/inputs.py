@@ -17,6 +17,7 @@ from typing import Any
 from search import pareto
 from search.errors import UserError
 from search.pareto import Objective
+from search.results import read_trials
 from search.vocabulary import DEFAULT_OBJECTIVES, FAMILIES
 
 __all__ = [
@@ -84,8 +85,11 @@ class PresetPoint:
         return {"flops": self.flops, "params": self.params, "latency_ms": self.latency_ms}.get(key)
 
 
-def load_results(results_dir: str | os.PathLike[str]) -> Results:
-    """Read ``<results_dir>/trials.json`` (see docs/architecture.md, "Results directory")."""
+def load_results(
+    results_dir: str | os.PathLike[str], *, trials: dict[str, Any] | None = None
+) -> Results:
+    """Read ``<results_dir>/trials.json`` (see docs/architecture.md, "Results directory");
+    ``trials``: that file when the caller has read it already (:func:`read_trials`)."""
     from search import storage
 
     directory: Path | str = (
@@ -93,18 +97,14 @@ def load_results(results_dir: str | os.PathLike[str]) -> Results:
         if isinstance(results_dir, str) and storage.is_uri(results_dir)
         else Path(results_dir)
     )
-    path = storage.join(directory, "trials.json")
-    if not storage.is_file(path):
-        raise UserError(f"{path}: not found; is {directory} a paretotune results directory?")
-    try:
-        doc = json.loads(storage.read_text(path))
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path}: not valid JSON ({exc})") from exc
-    objectives = doc.get("objectives") or dict(DEFAULT_OBJECTIVES)
-    rows = tuple(dict(r) for r in doc.get("trials", []))
-    return Results(
-        directory, dict(doc.get("experiment") or {}), pareto.as_objectives(objectives), rows
-    )
+    if trials is None:
+        path = storage.join(directory, "trials.json")
+        if not storage.is_file(path):
+            raise UserError(f"{path}: not found; is {directory} a paretotune results directory?")
+        trials = read_trials(directory)
+    objectives = trials["objectives"] or dict(DEFAULT_OBJECTIVES)
+    rows = tuple(dict(r) for r in trials["trials"])
+    return Results(directory, dict(trials["experiment"]), pareto.as_objectives(objectives), rows)
 
 
 def _estimate(preset: Any, estimate: Any) -> Any:

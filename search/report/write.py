@@ -7,6 +7,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import plotly.graph_objects as go
 
@@ -66,16 +67,18 @@ def write_report(
     *,
     png: bool = False,
     presets: Sequence[PresetPoint] | None = None,
+    trials: dict[str, Any] | None = None,
 ) -> ReportFiles:
     """Write ``<results_dir>/report.html`` (and with ``png`` the main figures as PNGs).
 
     Returns a :class:`ReportFiles`, usable as the report.html path (``os.fspath``, ``str``).
-    A failed PNG export never raises: it prints one message to stderr and sets
+    ``trials``: ``trials.json`` when the caller has read it already. A failed PNG export never
+    raises: it prints one message to stderr and sets
     ``png_error``.
     """
     from search import storage
 
-    results = load_results(results_dir)
+    results = load_results(results_dir, trials=trials)
     data = compute_report_data(results, presets)
     figures = draw_figures(data)
     page = render_page(data, figures)

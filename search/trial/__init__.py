@@ -1,7 +1,7 @@
 """One trial: a proposal's model trained through a DeepSpeed engine, evaluated and reported.
 
 - :mod:`~search.trial.trainable`: ``train_trial``, the Ray Tune function trainable (one
-  process, or a Ray Train ``TorchTrainer`` of several workers);
+  process, or a Ray Train ``TorchTrainer`` of several workers), and ``train_in_process``;
 - :mod:`~search.trial.sessions`: :class:`TrialSession`, where a trial reports to and restores
   from, and its Tune / Ray Train V2 adapters;
 - :mod:`~search.trial.loop`: ``run_trial``, the training loop (setup, epochs, reports);
@@ -19,6 +19,6 @@ from __future__ import annotations
 
 from search.trial.loop import run_trial, trial_seed
 from search.trial.sessions import TrialSession
-from search.trial.trainable import train_trial
+from search.trial.trainable import train_in_process, train_trial
 
-__all__ = ["TrialSession", "run_trial", "train_trial", "trial_seed"]
+__all__ = ["TrialSession", "run_trial", "train_in_process", "train_trial", "trial_seed"]

@@ -1,4 +1,5 @@
-"""The Ray Tune function trainable every trial runs: ``train_trial``.
+"""How a trial is run: by Ray Tune (``train_trial``, every sweep trial) or in this process
+(``train_in_process``: ``reproduce``, the search-table builder, the anytime benchmark).
 
 With ``resources.workers_per_trial == 1`` it trains in its own process; with more it builds a
 Ray Train ``TorchTrainer`` (data parallel, one DeepSpeed engine per worker, ZeRO stage from the
@@ -10,16 +11,18 @@ imports the other or this module. Every Ray import is inside the functions that 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
 
 from search.trial.loop import run_trial
-from search.trial.sessions import WorkerFailure, train_session, tune_session
+from search.trial.sessions import TrialSession, WorkerFailure, train_session, tune_session
 
 if TYPE_CHECKING:
     from search.data import DatasetSplits
     from search.experiment import Experiment, Resources
 
-__all__ = ["train_trial"]
+__all__ = ["train_in_process", "train_trial"]
 
 
 def train_trial(config: dict[str, Any], *, experiment: Experiment, data: DatasetSplits) -> None:
@@ -28,6 +31,20 @@ def train_trial(config: dict[str, Any], *, experiment: Experiment, data: Dataset
         _fit_torch_trainer(config, experiment=experiment, data=data)
         return
     run_trial(config, experiment=experiment, data=data, session=tune_session())
+
+
+def train_in_process(
+    config: Mapping[str, Any], *, experiment: Experiment, data: DatasetSplits
+) -> dict[str, Any]:
+    """Train proposal ``config`` here as a sweep trial would (the same loop and DeepSpeed
+    engine; no Ray, no checkpoint to resume from) and return its last report ({} if none)."""
+    reports: list[dict[str, Any]] = []
+    session = TrialSession(
+        report=lambda metrics, _ckpt: reports.append(metrics),
+        restore_dir=lambda: nullcontext(None),
+    )
+    run_trial(dict(config), experiment=experiment, data=data, session=session)
+    return reports[-1] if reports else {}
 
 
 def _fit_torch_trainer(

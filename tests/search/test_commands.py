@@ -99,3 +99,26 @@ def test_run_probes_a_remote_ray_address_once(
     assert main([*argv, "--address", "127.0.0.1:1"]) == 0
     assert probes == [("--address", "127.0.0.1:1", "127.0.0.1", 1)]
     assert connected == [RayAddress("127.0.0.1:1", "--address")]
+
+
+def test_report_reads_trials_json_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command checks and parses trials.json, and the report is drawn from what it read."""
+    import shutil
+
+    from search import commands, results
+    from search.cli import main
+    from search.report import inputs
+
+    out = tmp_path / "results"
+    shutil.copytree(Path(__file__).parents[1] / "fixtures" / "results_small", out)
+    reads: list[object] = []
+
+    def counted(where: object) -> dict[str, object]:
+        reads.append(where)
+        return results.read_trials(where)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(commands, "read_trials", counted)
+    monkeypatch.setattr(inputs, "read_trials", counted)
+    assert main(["report", str(out)]) == 0
+    assert len(reads) == 1
+    assert (out / "report.html").stat().st_size > 10_000
