@@ -8,7 +8,7 @@ import optuna
 
 from spaces._context import SpaceContext
 
-__all__ = ["LR_RANGES", "TRAIN_KEYS", "training"]
+__all__ = ["LR_RANGES", "OPTIMIZERS", "TRAIN_KEYS", "training"]
 
 #: Keys of a proposal that configure training; every other key is a model hyperparameter.
 TRAIN_KEYS = frozenset(
@@ -20,12 +20,15 @@ TRAIN_KEYS = frozenset(
 #: scales each step by the trust ratio ||w|| / ||update|| (~0.01-0.1 at init), so it needs a
 #: learning rate about ten times AdamW's (measured on digits: docs/benchmarks.md).
 LR_RANGES: dict[str, tuple[float, float]] = {"adamw": (5e-4, 5e-3), "lamb": (3e-3, 3e-2)}
+#: The optimizers a trial can train with, each named once (the ranges above): the space
+#: proposes them, the experiment's checks allow them, ``search.trial.optim`` builds them.
+OPTIMIZERS: tuple[str, ...] = tuple(LR_RANGES)
 
 
 def training(trial: optuna.Trial, ctx: SpaceContext) -> dict[str, Any]:
     """Optimizer (AdamW or LAMB) first, then its own learning-rate range; weight decay, batch
     size, warmup and label smoothing are shared by every family."""
-    optimizer = ctx.choice(trial, "optimizer", tuple(LR_RANGES))
+    optimizer = ctx.choice(trial, "optimizer", OPTIMIZERS)
     return {
         "optimizer": optimizer,
         "lr": ctx.log_float(trial, f"{optimizer}.lr", *LR_RANGES[optimizer]),

@@ -23,22 +23,29 @@ if TYPE_CHECKING:
 
 __all__ = ["check_space"]
 
-#: Checks of the training parameters' choices (the model ones are checked by ``models``).
-_TRAIN_CHOICE_RULES: dict[str, tuple[str, Any]] = {
-    "optimizer": ("one of adamw, lamb", lambda v: v in ("adamw", "lamb")),
-    "batch_size": (
-        "whole numbers from 1 to 65536",
-        lambda v: type(v) is int and 1 <= v <= 65536,
-    ),
-    "warmup_epochs": (
-        f"whole numbers from 0 to {MAX_COUNT}",
-        lambda v: type(v) is int and 0 <= v <= MAX_COUNT,
-    ),
-    "label_smoothing": (
-        "numbers in [0, 1)",
-        lambda v: type(v) in (int, float) and 0 <= v < 1,
-    ),
-}
+
+@functools.cache
+def _train_choice_rules() -> dict[str, tuple[str, Any]]:
+    """Checks of the training parameters' choices (the model ones are checked by ``models``)."""
+    from spaces.common import OPTIMIZERS
+
+    return {
+        "optimizer": (f"one of {', '.join(OPTIMIZERS)}", lambda v: v in OPTIMIZERS),
+        "batch_size": (
+            "whole numbers from 1 to 65536",
+            lambda v: type(v) is int and 1 <= v <= 65536,
+        ),
+        "warmup_epochs": (
+            f"whole numbers from 0 to {MAX_COUNT}",
+            lambda v: type(v) is int and 0 <= v <= MAX_COUNT,
+        ),
+        "label_smoothing": (
+            "numbers in [0, 1)",
+            lambda v: type(v) in (int, float) and 0 <= v < 1,
+        ),
+    }
+
+
 #: Upper ends of the training ranges (a learning rate above 1 only diverges).
 _RANGE_HIGH = {"adamw.lr": 1.0, "lamb.lr": 1.0, "weight_decay": 10.0}
 _DRAWS = 200  # random proposals tried before a family (or one choice) is judged never valid
@@ -142,8 +149,9 @@ def _check_override_value(key: str, value: Any, kind: str) -> None:
         items = check_override(key, value, kind)  # type: ignore[arg-type]
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    if key in _TRAIN_CHOICE_RULES:
-        allowed, ok = _TRAIN_CHOICE_RULES[key]
+    rules = _train_choice_rules()
+    if key in rules:
+        allowed, ok = rules[key]
         for item in items:
             if not ok(item):
                 raise UserError(f"space.{key}={value!r}: choice {item!r}: allowed: {allowed}")

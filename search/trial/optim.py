@@ -25,10 +25,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from spaces.common import OPTIMIZERS
+
 __all__ = [
     "ADAMW_HPARAMS",
     "LAMB_HPARAMS",
-    "OPTIMIZERS",
     "Lamb",
     "OptimizerSpec",
     "WarmupCosine",
@@ -36,9 +37,6 @@ __all__ = [
     "optimizer_spec",
     "param_groups",
 ]
-
-#: Optimizer names a proposal may carry.
-OPTIMIZERS = ("adamw", "lamb")
 
 #: AdamW's hyperparameters besides lr and weight decay (torch's and FusedAdam's defaults).
 ADAMW_HPARAMS: dict[str, Any] = {"betas": (0.9, 0.999), "eps": 1e-8}

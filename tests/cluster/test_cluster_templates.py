@@ -71,9 +71,15 @@ def test_ray_up_commands_parse(name: str) -> None:
         "head_start_ray_commands",
         "worker_start_ray_commands",
     )
+    # a template without setup or start commands would parse vacuously: each must have them
+    for key in ("setup_commands", "head_start_ray_commands", "worker_start_ray_commands"):
+        assert config.get(key), f"{name}: no {key}"
+    parsed = 0
     for key in keys:
         for command in config.get(key) or []:
             _bash_parses(command)
+            parsed += 1
+    assert parsed >= 3
 
 
 @pytest.mark.parametrize("name", RAY_UP)
