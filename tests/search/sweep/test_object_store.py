@@ -29,7 +29,7 @@ pytestmark = pytest.mark.slow
 
 pytest.importorskip("moto", reason="moto[server] is not installed (pip install 'moto[server]')")
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 BUCKET = "paretotune-test"
 URI = f"s3://{BUCKET}/sweep"
 TRAINED = ("COMPLETE", "STOPPED", "FAILED")

@@ -110,7 +110,7 @@ def test_report_reads_trials_json_once(tmp_path: Path, monkeypatch: pytest.Monke
     from search.report import inputs
 
     out = tmp_path / "results"
-    shutil.copytree(Path(__file__).parents[1] / "fixtures" / "results_small", out)
+    shutil.copytree(Path(__file__).parents[2] / "fixtures" / "results_small", out)
     reads: list[object] = []
 
     def counted(where: object) -> dict[str, object]:
