@@ -1,6 +1,6 @@
 """``paretotune submit`` and ``paretotune jobs status|logs|stop|list``: sweeps as Ray Jobs.
 
-Registered by ``search/cli.py`` through :func:`register`. Every command resolves the address
+Registered by ``search/cli/main.py`` through :func:`register`. Every command resolves the address
 and token through :mod:`cluster.auth` first, so a remote cluster without token auth is refused
 (unless ``--insecure``) before anything is sent.
 """

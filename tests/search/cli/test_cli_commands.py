@@ -1,4 +1,4 @@
-"""search.commands: the run command's checks, its plan, and what it validates (once)."""
+"""search.cli.commands: the run command's checks, its plan, and what it validates (once)."""
 
 from __future__ import annotations
 
@@ -105,8 +105,8 @@ def test_report_reads_trials_json_once(tmp_path: Path, monkeypatch: pytest.Monke
     """The command checks and parses trials.json, and the report is drawn from what it read."""
     import shutil
 
-    from search import commands, results
-    from search.cli import main
+    from search import results
+    from search.cli import commands, main
     from search.report import inputs
 
     out = tmp_path / "results"

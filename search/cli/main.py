@@ -3,7 +3,7 @@
 Every subcommand is registered by the module that owns it through ``register(subparsers)``,
 which adds a parser with ``set_defaults(func=handler)``; a handler takes the parsed
 ``argparse.Namespace`` and returns the exit code. The registering modules are found through
-the ``paretotune.commands`` entry points (``pyproject.toml``): ``search.commands`` (run, resume,
+the ``paretotune.commands`` entry points (``pyproject.toml``): ``search.cli.commands`` (run, resume,
 report, reproduce) and ``cluster.cli`` (submit, jobs). ``cluster`` builds on ``search``, so
 ``search`` never imports it; another package can add commands the same way.
 
@@ -61,7 +61,7 @@ COMMANDS_GROUP = "paretotune.commands"
 
 
 def command_registrars() -> list[Callable[[Any], None]]:
-    """The installed subcommand registrars, ``search.commands`` first, then by name."""
+    """The installed subcommand registrars, ``search.cli.commands`` first, then by name."""
     points = sorted(entry_points(group=COMMANDS_GROUP), key=lambda p: (p.name != "search", p.name))
     if not any(p.name == "search" for p in points):
         raise RuntimeError(
@@ -138,7 +138,3 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
