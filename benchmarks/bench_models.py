@@ -130,7 +130,7 @@ def _reference(family: str) -> tuple[str, nn.Module, Callable[[Tensor], Tensor]]
             global_pool="token",
         )
         return "timm VisionTransformer", model, lambda x: x
-    if family in ("mixer", "gmlp"):
+    if family == "mixer" or family == "gmlp":  # timm MlpMixer, with its gMLP blocks
         from timm.models.mlp_mixer import MlpMixer
 
         d = cfg["hidden_dim"]

@@ -1,8 +1,9 @@
 """The names the search packages share, each written once, with the one rule for each.
 
-Trial statuses, family and sampler names, the objectives and the result columns that hold
-them, and the JSON form of a value (dataset names come from the dataset facts table,
-``search.data.facts``, and their fields' rules are ``search.data.rules``).
+Trial statuses, sampler names, the objectives and the result columns that hold them, and the
+JSON form of a value (dataset names come from the dataset facts table, ``search.data.facts``,
+and their fields' rules are ``search.data.rules``; family names from ``models.FAMILIES``, the
+records of the families from ``spaces.FAMILY_RECORDS``).
 Nothing here imports torch, Ray or Optuna, so every module can use it.
 """
 
@@ -17,9 +18,7 @@ from typing import Any, Literal
 __all__ = [
     "ANYTIME_ITERATIONS",
     "ANYTIME_OF",
-    "ANYTIME_PARAM",
     "DEFAULT_OBJECTIVES",
-    "FAMILIES",
     "OBJECTIVES",
     "SAMPLERS",
     "Objective",
@@ -72,13 +71,6 @@ class TrialStatus(enum.StrEnum):
         return frozenset({cls.COMPLETE})
 
 
-#: The model families, in the order reports list them (``models.FAMILIES`` is the same tuple:
-#: a test holds them equal; written here so that loading an experiment never imports torch).
-FAMILIES: tuple[str, ...] = ("perceiver", "vit", "mixer", "fnet", "gmlp")
-
-#: The parameter an anytime trial evaluates at every value, per family that has one (the
-#: Perceiver's iterations: ``training.anytime``).
-ANYTIME_PARAM: dict[str, str] = {"perceiver": "perceiver.num_iterations"}
 #: User attribute (and results column) of an anytime point: the trial that trained it.
 ANYTIME_OF = "anytime_of"
 #: User attribute (and results column) of an anytime point: the iterations it ran.

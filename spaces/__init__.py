@@ -6,24 +6,30 @@ joint study over several families keeps one distribution per name. A proposal is
 ``{"family": ..., <model hparams>..., <TRAIN_KEYS>...}``. A family's space names its
 parameters through ``ctx.family("<family>")``; Mixer, FNet and gMLP, one classifier in
 ``models``, share one space definition (``spaces/_patch_mlp.py``) with their own MLP widths.
+``spaces/families.py`` holds one record per family (``FamilyRecord``: the ``models`` record
+with its space and named dimensions); ``SPACES``, ``DIMENSIONS`` and ``ANYTIME_PARAM`` are
+derived from those records.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import optuna
 
-from spaces import fnet, gmlp, mixer, perceiver, vit
 from spaces._context import SpaceContext
 from spaces.common import TRAIN_KEYS, training
+from spaces.families import FAMILY_RECORDS, FamilyRecord, FamilySpace
 
 __all__ = [
+    "ANYTIME_PARAM",
     "DIMENSIONS",
+    "FAMILY_RECORDS",
     "SPACES",
     "TRAIN_KEYS",
+    "FamilyRecord",
     "JointSpace",
     "SpaceContext",
     "joint",
@@ -31,30 +37,17 @@ __all__ = [
     "split_proposal",
 ]
 
-FamilySpace = Callable[[optuna.Trial, SpaceContext], dict[str, Any]]
-
 #: family -> its model-hyperparameter space.
-SPACES: dict[str, FamilySpace] = {
-    "perceiver": perceiver.space,
-    "vit": vit.space,
-    "mixer": mixer.space,
-    "fnet": fnet.space,
-    "gmlp": gmlp.space,
-}
+SPACES: dict[str, FamilySpace] = {name: r.space for name, r in FAMILY_RECORDS.items()}
 
 #: family -> its named dimensions: the model hyperparameters (``hp.<name>`` in the results)
 #: the report's "Which <family>" section compares trials by, one value against another.
-DIMENSIONS: dict[str, tuple[str, ...]] = {
-    # latent array size N, cross+latent block repeats, input projection width, patch size
-    "perceiver": ("num_latents", "num_iterations", "projection_dim", "patch_size"),
-    # tokens (patch size), width, transformer blocks
-    "vit": ("patch_size", "embed_dim", "depth"),
-    # tokens (patch size), width, token+channel mixing blocks
-    "mixer": ("patch_size", "hidden_dim", "num_blocks"),
-    # tokens (patch size), width, Fourier mixing blocks
-    "fnet": ("patch_size", "hidden_dim", "num_blocks"),
-    # tokens (patch size), width, spatial-gating blocks
-    "gmlp": ("patch_size", "hidden_dim", "num_blocks"),
+DIMENSIONS: dict[str, tuple[str, ...]] = {name: r.dimensions for name, r in FAMILY_RECORDS.items()}
+
+#: family -> the parameter an anytime trial evaluates at every value, per family that has one
+#: (the Perceiver's iterations: ``training.anytime``).
+ANYTIME_PARAM: dict[str, str] = {
+    name: r.anytime_param for name, r in FAMILY_RECORDS.items() if r.anytime_param is not None
 }
 
 

@@ -10,7 +10,10 @@ import optuna
 
 from spaces._context import FamilyScope
 
-__all__ = ["patch_mlp_space"]
+__all__ = ["PATCH_MLP_DIMENSIONS", "patch_mlp_space"]
+
+#: The named dimensions of every patch-MLP family: tokens (patch size), width, blocks.
+PATCH_MLP_DIMENSIONS: tuple[str, ...] = ("patch_size", "hidden_dim", "num_blocks")
 
 
 def patch_mlp_space(

@@ -7,9 +7,12 @@ from typing import Any
 import optuna
 
 from spaces._context import SpaceContext
-from spaces._patch_mlp import patch_mlp_space
+from spaces._patch_mlp import PATCH_MLP_DIMENSIONS, patch_mlp_space
 
-__all__ = ["space"]
+__all__ = ["DIMENSIONS", "space"]
+
+#: The named dimensions the report compares: tokens (patch size), width, Fourier mixing blocks.
+DIMENSIONS: tuple[str, ...] = PATCH_MLP_DIMENSIONS
 
 
 def space(trial: optuna.Trial, ctx: SpaceContext) -> dict[str, Any]:

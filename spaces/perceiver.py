@@ -11,7 +11,11 @@ import optuna
 
 from spaces._context import SpaceContext
 
-__all__ = ["space"]
+__all__ = ["DIMENSIONS", "space"]
+
+#: The named dimensions the report compares: latent array size N, cross+latent block
+#: repeats, input projection width, patch size.
+DIMENSIONS: tuple[str, ...] = ("num_latents", "num_iterations", "projection_dim", "patch_size")
 
 
 def space(trial: optuna.Trial, ctx: SpaceContext) -> dict[str, Any]:

@@ -8,7 +8,10 @@ import optuna
 
 from spaces._context import SpaceContext
 
-__all__ = ["space"]
+__all__ = ["DIMENSIONS", "space"]
+
+#: The named dimensions the report compares: tokens (patch size), width, transformer blocks.
+DIMENSIONS: tuple[str, ...] = ("patch_size", "embed_dim", "depth")
 
 
 def space(trial: optuna.Trial, ctx: SpaceContext) -> dict[str, Any]:

@@ -36,6 +36,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from models import FAMILIES  # noqa: E402  (torch-free)
+
 HERE = Path(__file__).resolve().parent
 EXPERIMENT = "default"
 
@@ -98,7 +100,8 @@ MODEL_GRID: dict[str, dict[str, list[Any]]] = {
         "dropout": [0.0],
     },
 }
-FAMILY_ORDER = ("mixer", "fnet", "gmlp", "vit", "perceiver")  # cheap first
+#: ``models.FAMILIES`` cheap first, in the grid's order (a family without a grid fails here).
+FAMILY_ORDER = tuple(sorted(FAMILIES, key=list(MODEL_GRID).index))
 #: The grid's parameters the joint space searches as log-uniform ranges (``spaces/common.py``):
 #: their overrides are ``[low, high]``, not a list of choices.
 RANGES = frozenset({"adamw.lr", "weight_decay"})

@@ -12,11 +12,11 @@ import math
 import random
 from typing import TYPE_CHECKING, Any, Protocol
 
+from models import FAMILIES
 from search.data.facts import model_shape
 from search.errors import UserError
 from search.experiment.limits import MAX_COUNT, MAX_FLOPS, MAX_PARAMS
 from search.experiment.schema import Experiment
-from search.vocabulary import FAMILIES
 
 if TYPE_CHECKING:
     from spaces import SpaceContext

@@ -16,10 +16,10 @@ from typing import Any, Literal
 
 import yaml
 
+from models import FAMILIES
 from search.data.facts import DatasetName
 from search.vocabulary import (
     DEFAULT_OBJECTIVES,
-    FAMILIES,
     OBJECTIVES,
     SamplerName,
 )

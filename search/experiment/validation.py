@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from models import FAMILIES
 from search.data.facts import FOLDER_DATASETS, load_bytes
 from search.data.rules import MAX_DATASET_BYTES, check_dataset_fields, check_seed
 from search.errors import UserError
 from search.experiment.feasibility import check_space
 from search.experiment.limits import MAX_COUNT, NAME_RE
 from search.experiment.schema import Experiment, redact
-from search.vocabulary import FAMILIES, OBJECTIVES
+from search.vocabulary import OBJECTIVES
 
 __all__ = ["check_experiment", "check_output_dir"]
 

@@ -10,8 +10,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from models import FAMILIES
 from search.pareto import as_float
-from search.vocabulary import FAMILIES
 
 __all__ = [
     "PALETTE",
@@ -29,7 +29,7 @@ __all__ = [
     "value_label",
 ]
 
-#: One colour per family of ``vocabulary.FAMILIES`` (in order), then two for any other.
+#: One colour per family of ``models.FAMILIES`` (in order), then two for any other.
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2")
 #: The values of one dimension (ColorBrewer Dark2: apart from the family colours' look).
 VALUE_PALETTE = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d",

@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from models import FAMILIES
 from search import pareto
 from search.errors import UserError
 from search.pareto import Objective
 from search.results import read_trials
-from search.vocabulary import DEFAULT_OBJECTIVES, FAMILIES
+from search.vocabulary import DEFAULT_OBJECTIVES
 
 __all__ = [
     "PresetPoint",
@@ -34,7 +35,7 @@ __all__ = [
 
 
 def family_sort(families: Iterable[str]) -> tuple[str, ...]:
-    """``families`` in report order: ``vocabulary.FAMILIES`` first, then others by name."""
+    """``families`` in report order: ``models.FAMILIES`` first, then others by name."""
     order = {f: i for i, f in enumerate(FAMILIES)}
     return tuple(sorted(families, key=lambda f: (order.get(f, len(order)), f)))
 

@@ -35,7 +35,6 @@ from optuna.trial import TrialState
 from search.vocabulary import (
     ANYTIME_ITERATIONS,
     ANYTIME_OF,
-    ANYTIME_PARAM,
     TrialStatus,
     to_jsonable,
 )
@@ -262,6 +261,8 @@ class Proposer:
         of its own (COMPLETE, its own values and cost), so the sampler learns from it and it
         is a point on the fronts; ``anytime_of`` links it to the run that trained it. The
         parent's own iteration count is the parent; a count outside the space is not told."""
+        from spaces import ANYTIME_PARAM  # here: spaces imports torch
+
         name = ANYTIME_PARAM.get(str(frozen.params.get("family")))
         k = int(point["iterations"])
         values = [point.get(m) for m in self._objectives]

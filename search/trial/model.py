@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from search.vocabulary import ANYTIME_PARAM
+from spaces import ANYTIME_PARAM
 
 if TYPE_CHECKING:
     from models.perceiver import Perceiver

@@ -10,6 +10,7 @@ import torch
 
 import models
 from models import cost
+from models._estimate import fft_flops
 
 IMAGE_SIZE = 8  # as in conftest.py
 NUM_CLASSES = 5
@@ -114,7 +115,7 @@ def test_grid_covers_every_family() -> None:
 
 
 def test_fft_flops_counted() -> None:
-    assert cost.fft_flops((8, 4), (0, 1)) == 5 * 32 * (3 + 2)
+    assert fft_flops((8, 4), (0, 1)) == 5 * 32 * (3 + 2)
     fnet = models.build_model(
         "fnet",
         num_classes=2,

@@ -10,14 +10,13 @@ import pytest
 
 import models
 from models._config import ModelConfig, divisors
-from models._registry import config_class, model_factory
 from models.mixer import MixerBlock, MixerConfig, PatchClassifier
 from models.perceiver import Perceiver, PerceiverConfig
 
 
 @pytest.mark.parametrize("family", models.FAMILIES)
 def test_resolve_returns_the_concrete_config(family: str) -> None:
-    cls = config_class(family)
+    cls = models.MODEL_FAMILIES[family].config
     cfg = cls.resolve(image_size=16)
     assert type(cfg) is cls and cfg.family == family
     assert cfg.resolved(image_size=16) is cfg  # resolved for 16 already: no second pass
@@ -41,7 +40,7 @@ def test_an_unresolved_config_is_resolved_by_the_model() -> None:
 def test_build_model_resolves_once(
     monkeypatch: pytest.MonkeyPatch, tiny: dict[str, dict[str, object]], family: str
 ) -> None:
-    cls = config_class(family)
+    cls = models.MODEL_FAMILIES[family].config
     resolve = cls.resolve.__func__  # type: ignore[attr-defined]
     calls: list[dict[str, object]] = []
 
@@ -53,7 +52,7 @@ def test_build_model_resolves_once(
     model = models.build_model(family, num_classes=5, image_size=8, **tiny[family])
     assert len(calls) == 1
     assert type(model.config) is cls
-    assert model_factory(family) is not None
+    assert models.MODEL_FAMILIES[family].factory is not None
 
 
 def test_divisors() -> None:
@@ -72,6 +71,8 @@ _MODULES = [
     "models.presets",
     "models._config",
     "models._registry",
+    "models._estimate",
+    "models.families",
     "spaces",
     "spaces.common",
     "spaces._context",
@@ -81,6 +82,7 @@ _MODULES = [
     "spaces.gmlp",
     "spaces.vit",
     "spaces.perceiver",
+    "spaces.families",
 ]
 
 

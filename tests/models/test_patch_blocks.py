@@ -87,10 +87,8 @@ def test_classifier_init_weights_reruns_the_generic_then_the_block_init(build) -
 
 
 def test_registry_builds_the_patch_families_with_their_block() -> None:
-    from models._registry import model_factory
-
     for family, (_, block_cls) in BLOCKS.items():
-        factory = model_factory(family)
+        factory = models.MODEL_FAMILIES[family].factory
         assert isinstance(factory, functools.partial)
         assert factory.func is PatchClassifier and factory.keywords == {"block_layer": block_cls}
     assert models.FAMILIES == ("perceiver", "vit", "mixer", "fnet", "gmlp")

@@ -8,12 +8,9 @@ import math
 import optuna
 import pytest
 
-import models
-import spaces
 from search import samplers
 from search.results import trial_status
 from search.vocabulary import (
-    FAMILIES,
     OBJECTIVES,
     SAMPLERS,
     TrialStatus,
@@ -22,16 +19,14 @@ from search.vocabulary import (
 )
 
 
-def test_family_names_are_the_models_and_the_spaces() -> None:
-    assert FAMILIES == models.FAMILIES == tuple(spaces.SPACES)
-
-
-def test_sampler_names_have_one_source() -> None:
-    assert samplers.SAMPLERS is SAMPLERS
+def test_every_sampler_name_builds_a_sampler_and_no_other_name_does() -> None:
+    assert SAMPLERS == ("tpe", "nsga2", "gp", "random")
     for name in SAMPLERS:
         assert isinstance(
             samplers.make_sampler(name, seed=0, num_trials=20), optuna.samplers.BaseSampler
         )
+    with pytest.raises(ValueError, match=r"sampler='cmaes'; allowed: tpe, nsga2, gp, random"):
+        samplers.make_sampler("cmaes", seed=0, num_trials=20)
 
 
 def test_statuses_are_plain_strings_in_json() -> None:

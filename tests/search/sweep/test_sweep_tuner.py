@@ -25,11 +25,11 @@ import ray
 from _study_files import schema_state
 
 import search
+from models import FAMILIES
 from search.experiment import load_experiment
 from search.results import trial_rows
 from search.sweep import count_trained, open_study
 from search.sweep.study import requeue_interrupted
-from search.vocabulary import FAMILIES
 
 pytestmark = pytest.mark.slow
 
