@@ -8,8 +8,8 @@ import math
 import optuna
 import pytest
 
-from search import samplers
 from search.results import trial_status
+from search.sweep import samplers
 from search.vocabulary import (
     OBJECTIVES,
     SAMPLERS,
