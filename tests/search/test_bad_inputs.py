@@ -36,6 +36,16 @@ from typing import Any
 import pytest
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "results_small"
+#: An experiment.yaml in an earlier, unversioned layout (``dataset`` a name, ``budget`` holding
+#: the trial count): ``load_experiment`` refuses it.
+OLD_EXPERIMENT_YAML = """name: "fixture-small"
+dataset: "digits"
+image_size: 16
+families: ["perceiver", "vit", "mixer"]
+objectives: {"val_accuracy": "max", "flops": "min"}
+budget: {"num_samples": 22, "max_epochs": 6, "max_flops": 300000000.0}
+seed: 0
+"""
 
 
 @dataclass(frozen=True)
@@ -145,6 +155,11 @@ def _text(data: str | bytes) -> Callable[[Path], None]:
 
 def _copy_results(p: Path) -> None:
     shutil.copytree(FIXTURE, p)
+
+
+def _old_experiment(p: Path) -> None:
+    """The results folder ``p`` (a copy of the fixture) with an old experiment.yaml."""
+    _write(p / "experiment.yaml", OLD_EXPERIMENT_YAML)
 
 
 def _results_with_db(p: Path) -> None:
@@ -577,6 +592,7 @@ CASES: list[Case] = [
         ("resume", "{results}"),
         "experiment.yaml",
         sub=True,
+        setup=S(results=_old_experiment),
     ),
     Case(
         "resume-corrupt-db",
@@ -638,7 +654,13 @@ CASES: list[Case] = [
         sub=True,
         setup=S(rep=lambda p: (_write(p / "trials.json", '"text"'), _smoke_dir(p))),
     ),
-    Case("reproduce-old-experiment", ("reproduce", "{results}", "0"), "experiment.yaml", sub=True),
+    Case(
+        "reproduce-old-experiment",
+        ("reproduce", "{results}", "0"),
+        "experiment.yaml",
+        sub=True,
+        setup=S(results=_old_experiment),
+    ),
     # ---- Ray addresses (real subprocesses, bounded time) ------------------------------------
     Case("addr-refused", (*RUN, "--address", "127.0.0.1:1"), "--address", sub=True, max_s=20),
     Case("addr-silent", (*RUN, "--address", "127.0.0.1:{port}"), "--address", sub=True, max_s=25),

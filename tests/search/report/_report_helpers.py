@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import shutil
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "results_small"
@@ -20,6 +22,17 @@ SECTIONS = (
     "trial-status",
 )
 FAMILIES = ("perceiver", "vit", "mixer")
+
+
+def fixture_generator() -> ModuleType:
+    """tests/fixtures/make_results_small.py, the script that writes :data:`FIXTURE`."""
+    spec = importlib.util.spec_from_file_location(
+        "make_results_small", FIXTURE.parent / "make_results_small.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def chromium() -> str | None:

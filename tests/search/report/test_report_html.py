@@ -47,9 +47,8 @@ def test_report_holds_every_section_and_figure(page: str, figures: dict[str, go.
     expected = {"front", "hypervolume", "learning_curves"} | {
         f"{kind}:{f}" for f in FAMILIES for kind in ("parcoords", "importance")
     }
-    # the "Which <family>" figures: one per named dimension the fixture records (its
-    # perceiver trials predate projection_dim)
-    named = {"perceiver": ("num_latents", "num_iterations", "patch_size"),
+    # the "Which <family>" figures: one per named dimension (the fixture records them all)
+    named = {"perceiver": ("num_latents", "num_iterations", "projection_dim", "patch_size"),
              "vit": ("patch_size", "embed_dim", "depth"),
              "mixer": ("patch_size", "hidden_dim", "num_blocks")}  # fmt: skip
     expected |= {f"dimension:{f}:{n}" for f, names in named.items() for n in names}
@@ -101,9 +100,9 @@ def test_front_table_is_sortable_with_copyable_configs(page: str, results: repor
 def test_status_counts_and_reasons(page: str) -> None:
     section = page[page.index('<section id="trial-status">') :]
     section = section[: section.index("</section>")]
-    assert "RuntimeError: loss became NaN at epoch 2 (lr=0.0093)" in section
-    assert "ray.exceptions.RayTaskError: worker died" in section
-    assert "flops 6.87e+08 &gt; budget 3e+08" in section
+    assert "non-finite loss: loss=nan at epoch 2, step 31" in section
+    assert "ray.exceptions.ActorDiedError: The actor died" in section
+    assert "over budget: flops 6.114e+08 &gt; 3e+08" in section
     assert "early-stopped by the scheduler after 2 epochs" in section
     totals = re.search(r"<tr><td><b>all</b></td>(.*?)</tr>", section)
     assert totals is not None

@@ -2,26 +2,34 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
-from _report_helpers import FAMILIES, FIXTURE
+from _report_helpers import FAMILIES, FIXTURE, fixture_generator
 
 from search import report
 from search.errors import UserError
+from search.experiment import load_experiment
 
 
 def test_fixture_is_reproducible(tmp_path: Path) -> None:
-    spec = importlib.util.spec_from_file_location(
-        "make_results_small", FIXTURE.parent / "make_results_small.py"
-    )
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    mod.write(tmp_path)
-    for name in ("trials.json", "trials.csv", "experiment.yaml"):
+    """Regenerating the fixture (through the sweep's exporter) gives the committed bytes: the
+    committed fixture cannot drift from what the product writes."""
+    fixture_generator().write(tmp_path)
+    names = ("experiment.yaml", "trials.csv", "trials.json")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names)
+    for name in names:
         assert (tmp_path / name).read_bytes() == (FIXTURE / name).read_bytes(), name
+
+
+def test_fixture_experiment_loads() -> None:
+    """The fixture's experiment.yaml is one a sweep writes and ``load_experiment`` accepts."""
+    exp = load_experiment(str(FIXTURE / "experiment.yaml"))
+    assert exp == fixture_generator().make_experiment()
+    assert (FIXTURE / "experiment.yaml").read_text() == exp.to_yaml()
+    assert (exp.name, exp.dataset.name, exp.dataset.image_size) == ("fixture-small", "digits", 16)
+    assert exp.families == FAMILIES and exp.objectives == {"val_accuracy": "max", "flops": "min"}
+    assert (exp.num_trials, exp.epochs, exp.budget.max_flops, exp.seed) == (22, 6, 3.0e8, 0)
 
 
 def test_load_results(results: report.Results) -> None:

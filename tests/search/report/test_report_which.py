@@ -190,12 +190,29 @@ def test_levels_table_on_the_page(hand_page: str) -> None:
 
 
 def test_fixture_report_gains_which_sections(page: str, data: report.ReportData) -> None:
-    """The fixture (perceiver, vit, mixer; no projection_dim recorded) gets a section each."""
+    """The fixture (perceiver, vit, mixer; a sweep records every named dimension) gets a
+    section each, none of them with a dimension left out."""
     assert list(data.which) == ["perceiver", "vit", "mixer"]
-    fd = data.which["perceiver"].dimensions
-    assert fd is not None and fd.unrecorded == ("projection_dim",)
-    for fam in data.which:
+    for fam, which in data.which.items():
+        assert which.dimensions is not None and which.dimensions.unrecorded == (), fam
         assert f'<section id="which-{fam}">' in page
+    assert "not recorded by any trial" not in page
+
+
+def test_unrecorded_dimension_is_noted_on_the_page(results: report.Results) -> None:
+    """Results of a sweep whose perceiver trials predate projection_dim (the fixture without
+    it): the "Which perceiver" section names the dimension it could not compare."""
+    rows = tuple(
+        {k: v for k, v in r.items() if k != "hp.projection_dim"}
+        | {"config": {k: v for k, v in r["config"].items() if k != "projection_dim"}}
+        for r in results.rows
+    )
+    older = report.compute_report_data(
+        report.Results(results.directory, results.experiment, results.objectives, rows), []
+    )
+    fd = older.which["perceiver"].dimensions
+    assert fd is not None and fd.unrecorded == ("projection_dim",)
+    page = render_page(older, report.draw_figures(older))
     assert "not recorded by any trial: projection_dim" in section(page, "which-perceiver")
 
 
