@@ -122,3 +122,42 @@ def test_report_reads_trials_json_once(tmp_path: Path, monkeypatch: pytest.Monke
     assert main(["report", str(out)]) == 0
     assert len(reads) == 1
     assert (out / "report.html").stat().st_size > 10_000
+
+
+def test_reproduce_reads_its_files_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """experiment.yaml validated once and trials.json parsed once, handed down to the
+    retraining (replaced here by the stored metrics: what is counted is the reading)."""
+    import json
+    import shutil
+
+    import search.trial
+    from search import results
+    from search.cli import commands, main
+    from search.experiment import loading
+
+    out = tmp_path / "results"
+    shutil.copytree(Path(__file__).parents[2] / "fixtures" / "results_small", out)
+    row = next(
+        r
+        for r in json.loads((out / "trials.json").read_text())["trials"]
+        if r["status"] == "COMPLETE"
+    )
+    counts = {"read_trials": 0, "check_experiment": 0}
+
+    def read(where: object) -> dict[str, object]:
+        counts["read_trials"] += 1
+        return results.read_trials(where)  # type: ignore[arg-type]
+
+    def check(exp: object) -> None:
+        counts["check_experiment"] += 1
+
+    monkeypatch.setattr(commands, "read_trials", read)
+    monkeypatch.setattr(loading, "check_experiment", check)
+    stored = {**row, "epoch": row["epochs_run"]}
+    monkeypatch.setattr(search.trial, "train_in_process", lambda *a, **k: stored)
+    assert main(["reproduce", str(out), row["trial_id"]]) == 0
+    assert counts == {"read_trials": 1, "check_experiment": 1}
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if "val_accuracy" in ln)
+    assert float(line.split()[3]) == 0.0  # reproduced - stored

@@ -35,7 +35,7 @@ from typing import Any
 
 import pytest
 
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "results_small"
+FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "results_small"
 #: An experiment.yaml in an earlier, unversioned layout (``dataset`` a name, ``budget`` holding
 #: the trial count): ``load_experiment`` refuses it.
 OLD_EXPERIMENT_YAML = """name: "fixture-small"
