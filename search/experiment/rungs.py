@@ -1,7 +1,7 @@
 """Where early stopping judges a trial: the rung milestones of ASHA (Tune's and ours alike).
 
 A derived view of the experiment's scheduler settings, Ray-free: a trial reads them to report at
-every epoch its scheduler judges (``search.trial.loop``), and ``search.schedulers`` builds its
+every epoch its scheduler judges (``search.trial.loop``), and ``search.sweep.schedulers`` builds its
 rungs from them.
 """
 

@@ -1,4 +1,4 @@
-"""Tests for search/pareto.py: dominance properties, exact hypervolume, histories, matched cost."""
+"""Tests for search/pareto/: dominance properties, exact hypervolume, histories, matched cost."""
 
 from __future__ import annotations
 
@@ -378,7 +378,7 @@ def test_cost_levels() -> None:
 
 
 def test_pareto_is_plain_data() -> None:
-    """search/pareto.py computes only: importing it loads no plotting library."""
+    """search/pareto/ computes only: importing it loads no plotting library."""
     code = "import sys, search.pareto; print(sorted(m for m in sys.modules if 'plotly' in m))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

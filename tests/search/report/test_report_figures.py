@@ -1,4 +1,4 @@
-"""search/report/figures/: every figure against search/pareto.py directly (the plotted fronts
+"""search/report/figures/: every figure against search/pareto/ directly (the plotted fronts
 are its fronts), in the figure objects and in the JSON embedded in report.html."""
 
 from __future__ import annotations

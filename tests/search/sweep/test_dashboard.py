@@ -118,7 +118,7 @@ def _write_study(out: Path, sampler: str) -> Experiment:
     )
     data = load_experiment_data(exp)  # synthetic: generated, nothing downloaded
     study = open_study(exp)
-    # As search/tuner.py _fit builds its searcher.
+    # As search/sweep/tuner.py _fit builds its searcher.
     space = joint(
         exp.families, image_size=data.image_size, in_channels=data.in_channels, overrides=exp.space
     )

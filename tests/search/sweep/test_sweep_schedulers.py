@@ -1,4 +1,4 @@
-"""MO-ASHA (search/schedulers.py): the ranking functions, scripted scheduler decisions next to
+"""MO-ASHA (search/sweep/schedulers.py): the ranking functions, scripted scheduler decisions next to
 Tune's own ASHA, and one small real ``tune.Tuner`` run."""
 
 from __future__ import annotations

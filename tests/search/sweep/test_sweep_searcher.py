@@ -1,4 +1,4 @@
-"""search/searcher.py driven directly (real Optuna, SQLite study, no Ray): the budget, equal
+"""search/sweep/searcher.py driven directly (real Optuna, SQLite study, no Ray): the budget, equal
 family shares, duplicates, and an invalid proposal under a budget."""
 
 from __future__ import annotations
