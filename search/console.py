@@ -95,12 +95,18 @@ def libraries_to_log(command: str, *, enabled: bool = True) -> Iterator[None]:
     if not enabled or _active is not None:
         yield
         return
+    try:
+        saved: tuple[int, int] | None = (os.dup(1), os.dup(2))
+    except OSError:  # a closed standard output or error: nothing to keep apart
+        saved = None
+    if saved is None:
+        yield
+        return
     owned: list[TextIO] = []
     out = _terminal(sys.stdout, 1, owned)
     err = _terminal(sys.stderr, 2, owned)
     fd, name = tempfile.mkstemp(prefix="paretotune-", suffix=".log")
     os.write(fd, f"== paretotune {command} at {time.strftime('%Y-%m-%d %H:%M:%S')} ==\n".encode())
-    saved = (os.dup(1), os.dup(2))
     _active = _Capture(out=out, err=err, log_path=Path(name), log_fd=fd, _owned=owned)
     _point_fds_at(fd)
     try:

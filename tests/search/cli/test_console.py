@@ -90,3 +90,24 @@ def test_debug_leaves_everything_on_the_terminal(tmp_path: Path) -> None:
         assert f"{what} after" in both
     assert "own line before" in done.stdout and "own warning" in done.stderr
     assert not (tmp_path / "out" / "paretotune.log").exists()
+
+
+def test_a_closed_standard_output_is_left_alone(tmp_path: Path) -> None:
+    """Started with standard output closed (``>&-``), the command runs on, uncaptured."""
+    script = tmp_path / "closed.py"
+    script.write_text(
+        "from search import console\n"
+        "with console.libraries_to_log('test'):\n"
+        "    console.say('own line')\n"
+        "    console.say('own warning', err=True)\n"
+    )
+    done = subprocess.run(
+        ["sh", "-c", f'"{sys.executable}" "{script}" >&-'],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "own warning\n"
+    assert not list(tmp_path.glob("paretotune-*.log"))
