@@ -19,10 +19,27 @@ from search.vocabulary import TrialStatus
 if TYPE_CHECKING:
     from search.experiment import Experiment
 
-__all__ = ["COMPARED", "Reproduction", "reproduce"]
+__all__ = ["COMPARED", "Reproduction", "find_trial", "reproduce"]
 
 #: The metrics compared, in print order.
 COMPARED = ("val_accuracy", "test_accuracy", "val_loss", "params", "flops", "epochs_run")
+
+
+def find_trial(rows: list[dict[str, Any]], trial_id: str, where: object) -> dict[str, Any]:
+    """The COMPLETE trial ``trial_id`` (a Tune trial id or the study's trial number) among
+    ``rows``; a UserError naming it otherwise."""
+    row = next((r for r in rows if str(r.get("trial_id")) == trial_id), None)
+    if row is None:
+        row = next((r for r in rows if str(r.get("number")) == trial_id), None)
+    if row is None:
+        known = ", ".join(str(r.get("trial_id")) for r in rows[:8])
+        raise UserError(f"reproduce {trial_id!r}: no such trial in {where}; e.g. {known}")
+    if row.get("status") != TrialStatus.COMPLETE:
+        raise UserError(
+            f"reproduce {trial_id}: status {row.get('status')}; only COMPLETE trials (full "
+            "budget) can be reproduced"
+        )
+    return row
 
 
 @dataclass(frozen=True)
@@ -62,17 +79,7 @@ def reproduce(
     if not (out / "experiment.yaml").is_file() or not (out / "trials.json").is_file():
         raise UserError(f"reproduce {out}: no experiment.yaml and trials.json there")
     rows = (trials if trials is not None else read_trials(out))["trials"]
-    row = next((r for r in rows if str(r.get("trial_id")) == trial_id), None)
-    if row is None:
-        row = next((r for r in rows if str(r.get("number")) == trial_id), None)
-    if row is None:
-        known = ", ".join(str(r.get("trial_id")) for r in rows[:8])
-        raise UserError(f"reproduce {trial_id!r}: no such trial in {out}; e.g. {known}")
-    if row.get("status") != TrialStatus.COMPLETE:
-        raise UserError(
-            f"reproduce {trial_id}: status {row.get('status')}; only COMPLETE trials (full "
-            "budget) can be reproduced"
-        )
+    row = find_trial(rows, trial_id, out)
     exp = experiment if experiment is not None else load_experiment(out / "experiment.yaml")
     last = train_in_process(row["config"], experiment=exp, data=load_experiment_data(exp))
     if last.get("failure_reason"):

@@ -130,6 +130,8 @@ def _report(args: argparse.Namespace) -> int:
 
     written = write_report(out, png=args.png, trials=trials)
     print(f"report: {written}")
+    for path in written.pngs.values():
+        print(f"png:    {path}")
     return 0
 
 
@@ -147,8 +149,9 @@ def _reproduce(args: argparse.Namespace) -> int:
         exp = load_experiment(out / "experiment.yaml")  # read and validated here, once
     except UserError as exc:
         raise UserError(f"reproduce {out}: experiment.yaml: {exc}") from None
-    from search.reproduce import COMPARED, reproduce
+    from search.reproduce import COMPARED, find_trial, reproduce
 
+    find_trial(trials["trials"], args.trial_id, out)  # an unknown id is refused before anything
     print(f"Retraining trial {args.trial_id} of {args.output_dir} ...", flush=True)
     result = reproduce(out, args.trial_id, experiment=exp, trials=trials)
     print(f"trial {result.trial_id} ({result.family}): {json.dumps(result.config)}")

@@ -132,7 +132,7 @@ def check_space(exp: Experiment) -> None:
             )
         if key not in kinds:
             close = difflib.get_close_matches(key, known, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            hint = f" (did you mean {'space.' + close[0]!r}?)" if close else ""
             raise UserError(
                 f"space.{key}: not a search-space parameter{hint}; allowed: family-prefixed "
                 f"names such as perceiver.num_latents (see spaces/), or "

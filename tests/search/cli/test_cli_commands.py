@@ -161,3 +161,18 @@ def test_reproduce_reads_its_files_once(
     assert counts == {"read_trials": 1, "check_experiment": 1}
     line = next(ln for ln in capsys.readouterr().out.splitlines() if "val_accuracy" in ln)
     assert float(line.split()[3]) == 0.0  # reproduced - stored
+
+
+def test_reproduce_refuses_an_unknown_trial_before_it_says_anything(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    from search.cli import main
+
+    out = tmp_path / "results"
+    shutil.copytree(Path(__file__).parents[2] / "fixtures" / "results_small", out)
+    assert main(["reproduce", str(out), "nosuch"]) == 2
+    got = capsys.readouterr()
+    assert got.out == ""
+    assert got.err.startswith("paretotune: error: reproduce 'nosuch': no such trial in ")

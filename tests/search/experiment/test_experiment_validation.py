@@ -31,7 +31,7 @@ from search.experiment import load_experiment
         (
             "space.perceiver.num_latent=[8]",
             "space.perceiver.num_latent: not a search-space parameter (did you mean "
-            "'perceiver.num_latents'?)",
+            "'space.perceiver.num_latents'?)",
         ),
         ("space.adamw.lr=0.1", "space.adamw.lr=0.1: expected a non-empty list of choices"),
         (

@@ -37,3 +37,19 @@ def test_png_export(tmp_path: Path) -> None:
     for path in files.pngs.values():
         data = path.read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000, path
+
+
+@pytest.mark.skipif(chromium() is None, reason="no Chromium on PATH (apt-get install chromium)")
+def test_report_png_command_prints_every_file_it_wrote(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from search.cli import main
+
+    out = tmp_path / "results"
+    shutil.copytree(FIXTURE, out)
+    assert main(["report", str(out), "--png"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"report: {out / 'report.html'}"
+    printed = sorted(line.removeprefix("png:").strip() for line in lines[1:])
+    assert printed == sorted(str(p) for p in out.glob("*.png"))
+    assert len(printed) == len(report.MAIN_FIGURES)
