@@ -187,16 +187,19 @@ def _sweep(
         data = load_experiment_data(exp)
         study = open_study(exp)
         requeued = requeue_interrupted(exp, study)
-        remaining = exp.num_trials - count_trained(study)
+        done = count_trained(study)
+        remaining = exp.num_trials - done
         _log(
             verbose,
             f"study {exp.name!r} at {redact(exp.storage_url())}: "
-            f"{count_trained(study)} trials done, {remaining} to run"
+            f"{done} trials done, {remaining} to run"
             + (f" ({requeued} interrupted re-queued)" if requeued else ""),
         )
         try:
             if remaining > 0:
-                _fit(exp, out, data, remaining, address=address, verbose=verbose)
+                # A new seed per (re)start: a resume must not replay the first run's proposals.
+                seed = exp.seed + len(study.trials)
+                _fit(exp, out, data, remaining, seed=seed, address=address, verbose=verbose)
         finally:
             # Whatever happened (Ctrl-C included), what finished is exported.
             study = open_study(exp)
@@ -228,6 +231,7 @@ def _fit(
     data: DatasetSplits,
     num_samples: int,
     *,
+    seed: int,
     address: RayAddress,
     verbose: bool,
 ) -> None:
@@ -255,8 +259,6 @@ def _fit(
         )
         limits = {"flops": exp.budget.max_flops, "params": exp.budget.max_params}
         storage = study_storage(exp)
-        # A new seed per (re)start: a resume must not replay the first run's proposals.
-        seed = exp.seed + len(open_study(exp).trials)
         searcher = BudgetedOptunaSearch(
             space,
             metrics=exp.objective_metrics,
