@@ -37,9 +37,14 @@ from search.results import load_rows
 from search.sweep import load_experiment_data
 from spaces import split_proposal
 
+#: The RBF SVC's C, chosen on the val split (scikit-learn's default C=1 is weak on images:
+#: 0.844 against 0.867 tuned on a Fashion-MNIST 10,000-image subset, issue 21's probe).
+SVC_C_GRID = (1.0, 3.0, 10.0, 30.0)
 
-def sklearn_anchors(data: DatasetSplits) -> dict[str, dict[str, float]]:
-    """RBF SVC and logistic regression on the flattened, standardised training images."""
+
+def sklearn_anchors(data: DatasetSplits) -> dict[str, dict[str, Any]]:
+    """A tuned RBF SVC (C from :data:`SVC_C_GRID`, chosen on val) and logistic regression, on
+    the flattened, standardised training images; scored on the same val and test splits."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -49,19 +54,28 @@ def sklearn_anchors(data: DatasetSplits) -> dict[str, dict[str, float]]:
         return x.reshape(len(x), -1).numpy().astype(np.float64) / 255.0
 
     xtr, ytr = flat(data.train_x), data.train_y.numpy()
-    out = {}
-    for name, model in (
-        ("svc_rbf", make_pipeline(StandardScaler(), SVC())),
-        ("logistic_regression", make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000))),
-    ):
+    xval, yval = flat(data.val_x), data.val_y.numpy()
+    xte, yte = flat(data.test_x), data.test_y.numpy()
+
+    def fit(model: Any) -> dict[str, Any]:
         t0 = time.perf_counter()
         model.fit(xtr, ytr)
-        out[name] = {
-            "val_accuracy": float(model.score(flat(data.val_x), data.val_y.numpy())),
-            "test_accuracy": float(model.score(flat(data.test_x), data.test_y.numpy())),
+        return {
+            "val_accuracy": float(model.score(xval, yval)),
+            "test_accuracy": float(model.score(xte, yte)),
+            "test_size": len(yte),
             "seconds": time.perf_counter() - t0,
         }
-    return out
+
+    tried = {c: fit(make_pipeline(StandardScaler(), SVC(C=c))) for c in SVC_C_GRID}
+    best_c = max(tried, key=lambda c: (tried[c]["val_accuracy"], -c))
+    svc = {
+        **tried[best_c],
+        "C": best_c,
+        "val_by_C": {str(c): r["val_accuracy"] for c, r in tried.items()},
+    }
+    logreg = fit(make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000)))
+    return {"svc_rbf": svc, "logistic_regression": logreg}
 
 
 def best_per_family(rows: list[dict[str, Any]], families: tuple[str, ...]) -> dict[str, Any]:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from search import console, storage
+from search.data.facts import describe_dataset
 from search.errors import UserError
 from search.experiment import Experiment, list_presets, load_experiment, redact, with_output_dir
 from search.results import read_trials
@@ -170,7 +172,7 @@ def _print_plan(exp: Experiment, *, resuming: bool = False, log: bool) -> None:
     res = exp.resources
     lines = [
         f"{'Resuming' if resuming else 'Plan'}: experiment {exp.name!r}",
-        f"  dataset     {ds.name} at {ds.image_size}x{ds.image_size}"
+        f"  dataset     {describe_dataset(dataclasses.asdict(ds))}"
         + (f" from {ds.data_dir}" if ds.data_dir else ""),
         f"  families    {', '.join(exp.families)}",
         f"  trials      {exp.num_trials} x up to {exp.epochs} epochs; sampler {exp.sampler}, "
