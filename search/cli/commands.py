@@ -166,6 +166,7 @@ def _reproduce(args: argparse.Namespace) -> int:
 
 
 def _print_plan(exp: Experiment, *, resuming: bool = False, log: bool) -> None:
+    from search.experiment.estimate import estimate_sweep
     from spaces import SPACES
 
     ds = exp.dataset
@@ -182,6 +183,7 @@ def _print_plan(exp: Experiment, *, resuming: bool = False, log: bool) -> None:
         + (f", anytime Perceiver ({exp.training.anytime_loss})" if exp.training.anytime else ""),
         "  objectives  " + ", ".join(f"{k} ({v})" for k, v in exp.objectives.items()),
     ]
+    lines.append(f"  cost        {estimate_sweep(exp).describe()}")
     if exp.budget.max_flops or exp.budget.max_params:
         lines.append(
             f"  budget      max_flops={exp.budget.max_flops} max_params={exp.budget.max_params}"
