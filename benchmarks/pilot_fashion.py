@@ -40,15 +40,15 @@ QUEUE: list[tuple[str, dict[str, Any], int, str, int]] = [
     ("mixer", _P2, 14, "crop_flip", 0),
     ("gmlp", _P2, 14, "crop_flip", 0),
     ("mixer", _P2, 14, "none", 0),
-    ("mixer", _P2, 14, "crop_flip", 1),
     ("gmlp", _P2, 14, "none", 0),
-    ("gmlp", _P2, 14, "crop_flip", 1),
-    ("mixer", _P4, 28, "crop_flip", 0),
-    ("gmlp", _P4, 28, "crop_flip", 0),
-    ("mixer", {**_P2, "hidden_dim": 128}, 14, "crop_flip", 0),
+    ("mixer", _P4, 28, "none", 0),
+    ("gmlp", _P4, 28, "none", 0),
+    ("mixer", _P2, 14, "translate", 0),
     ("mixer", _P2, 14, "none", 1),
     ("gmlp", _P2, 14, "none", 1),
-    ("mixer", _P4, 28, "none", 0),
+    ("mixer", {**_P2, "hidden_dim": 128}, 14, "none", 0),
+    ("mixer", _P2, 14, "crop_flip", 1),
+    ("gmlp", _P2, 14, "crop_flip", 1),
 ]
 
 

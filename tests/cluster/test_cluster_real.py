@@ -240,12 +240,12 @@ def test_submit_fashion_reads_the_heads_package_folder(
 ) -> None:
     """``paretotune submit fashion`` (made tiny by overrides): the driver, on the head, reads
     Fashion-MNIST from the Debian package folder and every trial trains and tests on it."""
-    tiny = ("families=[mixer, fnet]", "num_trials=2", "epochs=1", "dataset.train_subset=100")
+    tiny = ("families=[mixer, fnet]", "num_trials=2", "epochs=1", "dataset.train_subset=300")
     result, out = _submit_wait(ray_head, client_env, tmp_path, "fashion", *tiny)
     _no_secret(ray_head.token, result.stdout, result.stderr)
     data = json.loads((out / "trials.json").read_text())
     assert data["experiment"]["dataset"]["name"] == "fashion_mnist"
-    assert data["experiment"]["dataset"]["train_subset"] == 100
+    assert data["experiment"]["dataset"]["train_subset"] == 300
     trials = data["trials"]
     assert len(trials) == 2 and {t["family"] for t in trials} == {"mixer", "fnet"}
     for t in trials:
