@@ -98,7 +98,7 @@ def check_dataset_fields(
         raise UserError(f"dataset.download={download!r}: expected true or false")
     if download and name not in DOWNLOADABLE_DATASETS:
         raise UserError(
-            f"dataset.download=true: only {' and '.join(DOWNLOADABLE_DATASETS)} download; "
+            f"dataset.download=true: only {', '.join(DOWNLOADABLE_DATASETS)} download; "
             f"dataset.name={name} reads its images as they are (set dataset.download=false)"
         )
     if train_subset is not None:
