@@ -111,12 +111,50 @@ def _anchors(size: int) -> list[dict[str, Any]]:
     return [{"kind": k, "image_size": size, **v} for k, v in sklearn_anchors(data).items()]
 
 
+def time_steps(rounds: int = 5, steps: int = 10) -> dict[str, float]:
+    """Seconds per training step (batch :data:`BATCH`, one thread) of each family at 14x14 patch
+    2 and at 28x28 patch 4 (the same 49 tokens), measured interleaved in one process so that a
+    shared machine's load moves both alike: the median over ``rounds`` of ``steps`` steps."""
+    import statistics
+
+    import torch
+
+    import models
+    from search.trial.optim import build_optimizer
+
+    torch.set_num_threads(1)
+    shapes = {"14x14 p2": (14, _P2), "28x28 p4": (28, _P4)}
+    runs = {}
+    for family in ("mixer", "gmlp"):
+        for label, (size, hp) in shapes.items():
+            torch.manual_seed(0)
+            model = models.build_model(family, num_classes=10, image_size=size, in_channels=1, **hp)
+            opt = build_optimizer(model, "adamw", lr=LR, weight_decay=WEIGHT_DECAY, fused=False)
+            x, y = torch.randn(BATCH, 1, size, size), torch.randint(0, 10, (BATCH,))
+            runs[f"{family} {label}"] = (model, opt, x, y)
+    times: dict[str, list[float]] = {k: [] for k in runs}
+    for _ in range(rounds):
+        for key, (model, opt, x, y) in runs.items():
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                loss = torch.nn.functional.cross_entropy(model(x), y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            times[key].append((time.perf_counter() - t0) / steps)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(Path(__file__).with_name("pilot_fashion.json")))
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--timing", action="store_true", help="only time the two resolutions")
     args = parser.parse_args(argv)
+    if args.timing:
+        print(json.dumps(time_steps(), indent=1))
+        return 0
     out = Path(args.out)
     doc = json.loads(out.read_text()) if out.exists() else {"rows": []}
     doc["machine"] = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cpus"

@@ -110,7 +110,7 @@ _TABLE = (
     # Zalando's Fashion-MNIST (IDX files; Debian's dataset-fashion-mnist): 28x28 grayscale
     # clothing, the official 60,000/10,000 split. A mirrored garment is the same garment, but
     # augment: at the CPU presets' budget (15 epochs, 10,000 images, 14x14) crop_flip costs
-    # 3.7 points (Mixer) and 2.2 (gMLP) of test accuracy against none (docs/benchmarks.md,
+    # 3.7 points (Mixer) and 2.4 (gMLP) of test accuracy against none (docs/benchmarks.md,
     # "Fashion-MNIST: the pilot"); longer runs set it themselves (fashion-gpu).
     # Upsampling past 28 adds compute, not information: refused.
     DatasetFacts(
