@@ -117,7 +117,7 @@ def time_steps(rounds: int = 5, steps: int = 10) -> dict[str, float]:
     torch.set_num_threads(1)
     shapes = {"14x14 p2": (14, _P2), "28x28 p4": (28, _P4)}
     runs = {}
-    for family in ("mixer", "gmlp"):
+    for family in sorted({job["family"] for job in QUEUE}):
         for label, (size, hp) in shapes.items():
             torch.manual_seed(0)
             model = models.build_model(family, num_classes=10, image_size=size, in_channels=1, **hp)
