@@ -195,8 +195,39 @@ def build_engine(
     )
     if single:
         engine.enable_backward_allreduce = False  # one process: nothing to reduce
+    _undo_initial_step(engine)
     _lamb_per_tensor(engine)
     return engine
+
+
+def _undo_initial_step(engine: DeepSpeedEngine) -> None:
+    """Undo the step DeepSpeed's half-precision wrappers without ZeRO take when built.
+
+    ``FP16_UnfusedOptimizer`` (bf16 at ZeRO 0: a GPU trial's default) and ``FP16_Optimizer``
+    (fp16 with FusedAdam) make the client optimizer's state by stepping it once with zero
+    gradients. Adam then counts that step (its first real update is ~0.74x), and decoupled
+    weight decay shrinks the fp32 master weights once at the full lr (LAMB's by its trust
+    ratio: ``lr * 10 * wd``, 2.5% of every matrix at lr 0.05). ZeRO and fp32 take no such step,
+    so a bf16 trial at ZeRO 0 trained differently from ZeRO 1/2 and fp32. Undone here: a fresh
+    state (and FusedAdam's per-group step count), and the masters copied back from the model's
+    half-precision weights, of which they were exact fp32 copies.
+    """
+    from deepspeed.runtime.fp16.fused_optimizer import FP16_Optimizer
+    from deepspeed.runtime.fp16.unfused_optimizer import FP16_UnfusedOptimizer
+
+    wrapper, client = engine.optimizer, engine.basic_optimizer
+    if isinstance(wrapper, FP16_UnfusedOptimizer):
+        for masters, weights in zip(wrapper.fp32_groups, wrapper.fp16_groups, strict=True):
+            for master, weight in zip(masters, weights, strict=True):
+                master.data.copy_(weight.data)
+    elif isinstance(wrapper, FP16_Optimizer):
+        for master, flat in zip(wrapper.fp32_groups_flat, wrapper.fp16_groups_flat, strict=True):
+            master.data.copy_(flat.data)
+    else:
+        return
+    client.state.clear()
+    for group in client.param_groups:
+        group.pop("step", None)
 
 
 def _lamb_per_tensor(engine: DeepSpeedEngine) -> None:
