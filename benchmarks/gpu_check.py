@@ -153,7 +153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: dict[str, Any] = {"environment": _environment(setup), "checks": {}, "failures": []}
     for name, step in STEPS.items():
         t0 = time.perf_counter()
-        out = results["checks"][name] = {}
+        out: dict[str, Any] = {}
+        results["checks"][name] = out
         try:
             globals()[step](setup, out)
         except CheckFailed as exc:

@@ -321,9 +321,7 @@ def _reports(
 
     restore_dir = (lambda: contextlib.nullcontext(str(restore))) if restore else _nothing
     data = load_experiment_data(experiment)
-    run_trial(
-        config, experiment=experiment, data=data, session=TrialSession(report, restore_dir)
-    )
+    run_trial(config, experiment=experiment, data=data, session=TrialSession(report, restore_dir))
     assert "failure_reason" not in reports[-1], reports[-1]
     return reports
 

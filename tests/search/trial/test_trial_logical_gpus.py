@@ -4,21 +4,22 @@ and Ray sets ``CUDA_VISIBLE_DEVICES`` as on a GPU node; the trials train on the 
 they say so (``training.device=cpu``), and one that does not fails in one line.
 
 One Ray instance serves the module (6 logical CPUs, so the GPUs decide how many trials run at
-once). Its workers build DeepSpeed's CPU op into a private cache (see test_trial_multiworker).
+once; ``_ray_session.start_ray``: DeepSpeed's CPU op in a private cache).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import ray
+from _ray_session import start_ray
 
 import search
 import search.sweep.progress
+from benchmarks.bench_sweep import _last_results as last_results  # each trial's last report
 
 pytestmark = pytest.mark.slow
 
@@ -28,14 +29,7 @@ SMALL = ["families=[mixer]", "epochs=2", "scheduler.name=none", "training.report
 
 @pytest.fixture(scope="module")
 def ray_session(request: pytest.FixtureRequest) -> Iterator[None]:
-    extensions = request.config.cache.mkdir("torch_extensions")
-    ray.init(
-        num_cpus=6,
-        num_gpus=GPUS,
-        include_dashboard=False,
-        log_to_driver=False,
-        runtime_env={"env_vars": {"TORCH_EXTENSIONS_DIR": str(extensions)}},
-    )
+    start_ray(request, num_cpus=6, num_gpus=GPUS)
     yield
     ray.shutdown()
 
@@ -43,7 +37,7 @@ def ray_session(request: pytest.FixtureRequest) -> Iterator[None]:
 class _CountRunning(search.sweep.progress.ProgressCallback):
     """The sweep's progress callback, also counting the trials Tune runs at each step."""
 
-    counts: list[int] = []
+    counts: ClassVar[list[int]] = []
 
     def on_step_begin(self, iteration: int, trials: list[Any], **info: Any) -> None:
         _CountRunning.counts.append(sum(t.status == "RUNNING" for t in trials))
@@ -57,17 +51,6 @@ def _sweep(
     monkeypatch.setattr(search.sweep.progress, "ProgressCallback", _CountRunning)
     result = search.run("smoke", overrides=[*SMALL, *overrides], output_dir=out, report=False)
     return result, max(_CountRunning.counts, default=0)
-
-
-def _placements(out: Path) -> dict[str, dict[str, Any]]:
-    """Tune trial id -> where its last report says it trained (Tune's result.json)."""
-    found = {}
-    for path in out.glob("tune/run-*/*/result.json"):
-        lines = path.read_text().splitlines()
-        if lines:
-            last = json.loads(lines[-1])
-            found[last["trial_id"]] = last
-    return found
 
 
 def test_half_gpu_trials_run_four_at_once_on_two_gpus(
@@ -88,7 +71,7 @@ def test_half_gpu_trials_run_four_at_once_on_two_gpus(
     trained = [r for r in result.trials if r["status"] == "COMPLETE"]
     assert len(trained) >= 4, result.counts()
     assert most == 2 * GPUS, _CountRunning.counts
-    placements = _placements(result.output_dir)
+    placements = last_results(Path(result.output_dir))
     assert {r["trial_id"] for r in trained} <= set(placements)
     for trial_id, last in placements.items():
         # Ray gave each trial half of one GPU, and that GPU alone is the one it sees.
@@ -114,7 +97,7 @@ def test_two_worker_trials_each_hold_both_gpus(
     )
     trained = [r for r in result.trials if r["status"] == "COMPLETE"]
     assert len(trained) == 2, result.counts()
-    placements = _placements(result.output_dir)
+    placements = last_results(Path(result.output_dir))
     for row in trained:
         last = placements[row["trial_id"]]  # rank 0's report
         assert last["workers"] == 2
