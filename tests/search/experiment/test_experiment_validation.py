@@ -137,7 +137,10 @@ def test_gpu_and_zero_settings_a_cluster_can_run_load(overrides: list[str]) -> N
     [
         (["dataset.image_size=32"], "dataset.image_size=32: fashion_mnist is stored at 28x28"),
         (["dataset.train_subset=60000"], "fashion_mnist has 54000 training images after"),
-        (["dataset.train_subset=9"], "dataset.train_subset=9: must be a whole number of at least 10"),
+        (
+            ["dataset.train_subset=9"],
+            "dataset.train_subset=9: must be a whole number of at least 10",
+        ),
         (
             ["dataset.name=digits", "dataset.image_size=8", "dataset.train_subset=1300"],
             "dataset.train_subset=1300: digits has 1294 training images after "
