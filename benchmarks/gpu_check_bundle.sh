@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# The wheels benchmarks/gpu_check.py needs on the lent GPU machine, and the one command that runs
-# it there (docs/gpu.md). That machine has Python 3.12 and torch but no Ray, Optuna or DeepSpeed,
-# and no network: what it lacks travels as wheels in .whl/ (ignored by git), at most 64 MiB with
-# the working tree. Run this here (pip reaches the registry), then the command it prints.
+# What benchmarks/gpu_check.py needs on the lent GPU machine, and the one command that runs it
+# there (docs/gpu.md). That machine has Python 3.12 and torch but no Ray, Optuna or DeepSpeed, no
+# Fashion-MNIST and no network: what it lacks travels in .whl/ (ignored by git), the wheels and
+# the four IDX files, at most 64 MiB with the working tree. Run this here (pip reaches the
+# registry), then the command it prints.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
 DEST=.whl
-CAP_MIB=40  # the working tree (~3 MiB) and the wheels travel together under 64 MiB
+CAP_MIB=56  # the working tree (~4 MiB) and .whl/ travel together under 64 MiB
+FASHION=${FASHION:-/usr/share/datasets/fashion-mnist}  # apt-get install dataset-fashion-mnist
 
 # The versions the tests ran with. The image already has numpy, packaging, psutil, py-cpuinfo,
 # tqdm, einops, msgpack, ninja, PyYAML and MarkupSafe; the rest of DeepSpeed's and Optuna's
@@ -30,13 +32,22 @@ done
 # DeepSpeed publishes no wheel: a pure-Python one, its ops JIT-built on the GPU (nvcc is there).
 DS_BUILD_OPS=0 "$PY" -m pip wheel --quiet --no-deps --no-build-isolation -w "$DEST" "$DEEPSPEED"
 
-bytes=$(du -cb "$DEST"/*.whl | tail -1 | cut -f1)
-echo "$(ls "$DEST" | wc -l) wheels, $((bytes / 1024)) KiB in $DEST/"
+wheels=$(du -cb "$DEST"/*.whl | tail -1 | cut -f1)
+mkdir -p "$DEST/fashion-mnist"
+for f in train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte; do
+    cp "$FASHION/$f.gz" "$DEST/fashion-mnist/" || {
+        echo "gpu_check_bundle: $FASHION/$f.gz missing: apt-get install dataset-fashion-mnist" >&2
+        exit 1
+    }
+done
+bytes=$(du -sb "$DEST" | cut -f1)
+echo "$(ls "$DEST"/*.whl | wc -l) wheels ($((wheels / 1024)) KiB) and Fashion-MNIST:" \
+    "$((bytes / 1024)) KiB in $DEST/"
 if ((bytes > CAP_MIB * 1024 * 1024)); then
     echo "gpu_check_bundle: $DEST holds $((bytes / 1048576)) MiB, over the $CAP_MIB MiB cap" >&2
     exit 1
 fi
 cat <<'CMD'
 On the GPU machine (the device tool's run, carry [".whl"], timeout_s 600):
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD && python3 benchmarks/gpu_check.py --out $OUT/gpu_check.json
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD && python3 benchmarks/gpu_check.py --data-dir .whl/fashion-mnist --out $OUT/gpu_check.json
 CMD

@@ -15,9 +15,14 @@ import pytest
 import torch
 
 from benchmarks import gpu_check
+from search.data.fashion import DEBIAN_FOLDER
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "gpu_check.py"
+#: Fashion-MNIST where the system has it (as CI does), else images of its shape.
+DATASET = (
+    "fashion_mnist" if (DEBIAN_FOLDER / "t10k-labels-idx1-ubyte.gz").is_file() else "synthetic"
+)
 
 
 def _without(tmp_path: Path, *packages: str) -> dict[str, str]:
@@ -42,7 +47,7 @@ def test_on_a_cpu_it_says_there_is_no_gpu_in_one_line_and_exits_2() -> None:
 def test_simulate_cpu_runs_every_step_without_ray(tmp_path: Path) -> None:
     result = tmp_path / "gpu_check.json"
     out = subprocess.run(
-        [sys.executable, str(SCRIPT), "--simulate-cpu", "--out", str(result)],
+        [sys.executable, str(SCRIPT), "--simulate-cpu", "--dataset", DATASET, "--out", str(result)],
         capture_output=True,
         text=True,
         env=_without(tmp_path, "ray", "plotly"),
@@ -53,6 +58,7 @@ def test_simulate_cpu_runs_every_step_without_ray(tmp_path: Path) -> None:
     assert doc["failures"] == []
     env = doc["environment"]
     assert env["simulate_cpu"] is True and env["torch"] == torch.__version__
+    assert env["dataset"] == DATASET
     assert env["deepspeed"] and env["optuna"] and env["device"].startswith("CPU")
     checks = doc["checks"]
     assert list(checks) == list(gpu_check.STEPS)
