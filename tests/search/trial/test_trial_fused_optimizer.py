@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[3]
 SAFE_ZERO_GRAD_CALLS = {
     ("models/cost.py", "model"),  # nn.Module.zero_grad
     ("benchmarks/plain_loop.py", "opt"),  # build_optimizer(..., fused=False): torch's AdamW
+    ("benchmarks/pilot_fashion.py", "opt"),  # build_optimizer(..., fused=False)
     ("benchmarks/bench_models.py", "optimizer"),  # torch.optim.AdamW
     ("benchmarks/bench_step_variants.py", "optimizer"),  # torch.optim.AdamW
 }
