@@ -326,22 +326,25 @@ def _reports(
     return reports
 
 
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
 @pytest.mark.parametrize("zero", STAGES)
 def test_a_bf16_trial_restored_mid_trial_continues_as_if_uninterrupted(
-    zero: int, tmp_path: Path
+    zero: int, optimizer: str, tmp_path: Path
 ) -> None:
     """A Tune retry: the trial restarts from its epoch-2 checkpoint (bf16 weights, fp32
-    master weights and moments, ZeRO partitions, LR schedule) and trains epochs 3 and 4."""
+    master weights and moments, ZeRO partitions, LR schedule; LAMB's tensor layout kept) and
+    trains epochs 3 and 4."""
     experiment = _trial_experiment(zero)
+    config = {**TRIAL, "optimizer": optimizer, "lr": OPTIMIZERS[optimizer]}
     saved = tmp_path / "epoch2"
 
     def keep_epoch_two(metrics: dict[str, Any], ckpt_dir: str | None) -> None:
         if ckpt_dir is not None and metrics["epoch"] == 2:
             shutil.copytree(ckpt_dir, saved)
 
-    whole = _reports(experiment, TRIAL, keep=keep_epoch_two)
+    whole = _reports(experiment, config, keep=keep_epoch_two)
     assert whole[-1]["precision"] == "bfloat16" and whole[-1]["device"] == "cpu"
-    resumed = _reports(experiment, TRIAL, restore=saved)
+    resumed = _reports(experiment, config, restore=saved)
     assert [r["epoch"] for r in resumed] == [3, 4]
     for before, after in zip(whole[2:], resumed):
         for key in ("train_loss", "val_loss", "val_accuracy", "test_accuracy"):
