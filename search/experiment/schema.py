@@ -76,7 +76,11 @@ class TrainingConfig:
     max_micro_batch_size: int | None = None
     zero_stage: Literal[0, 1, 2, 3] = 0
     grad_clip: float = 1.0
+    # auto: bf16 (or fp16) on a GPU, fp32 on CPU; bf16 is bf16 on the CPU too (docs/gpu.md)
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    # auto: the GPU Ray gives a trial (one given a GPU that sees no CUDA fails), else the CPU;
+    # cpu: always the CPU, GPUs given or not (logical GPUs in tests: docs/gpu.md)
+    device: Literal["auto", "cpu"] = "auto"
     # auto: the dataset's recipe (search.data.default_augment); else one of AUGMENT_POLICIES
     augment: str = "auto"
     eval_test: bool = True

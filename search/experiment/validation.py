@@ -93,6 +93,13 @@ def check_experiment(exp: Experiment) -> None:
         )
     positive("resources.workers_per_trial", res.workers_per_trial)
     _in_range("resources.workers_per_trial", res.workers_per_trial, 1, 1024)
+    if res.workers_per_trial > 1 and res.gpus_per_trial not in (0, 1):
+        raise UserError(
+            f"resources.gpus_per_trial={res.gpus_per_trial:g} with workers_per_trial="
+            f"{res.workers_per_trial}: each data-parallel worker needs exactly one whole GPU "
+            "(NCCL cannot put two ranks on one GPU); use gpus_per_trial=1, or "
+            "workers_per_trial=1 to share GPUs between trials"
+        )
     positive("resources.max_concurrent_trials", res.max_concurrent_trials)
     _in_range("resources.max_concurrent_trials", res.max_concurrent_trials, 1, 10_000)
     positive("resources.max_failures", res.max_failures, allow_zero=True)
@@ -105,6 +112,7 @@ def check_experiment(exp: Experiment) -> None:
     check_output_dir(exp)
     check_space(exp)
     _check_anytime(exp)
+    _check_lamb_zero(exp)
 
 
 def _check_family_trials(exp: Experiment) -> None:
@@ -146,6 +154,19 @@ def _check_anytime(exp: Experiment) -> None:
             f"training.anytime=true: needs perceiver.share_weights=[true] in the space (got "
             f"{list(shared)}): only with shared weights is iteration k of one model the "
             "k-iteration model"
+        )
+
+
+def _check_lamb_zero(exp: Experiment) -> None:
+    """LAMB's trust ratio needs each tensor's whole norm: ZeRO 1/2 partitions are told where
+    the tensors lie (``search.trial.optim.Lamb.track_flat``); ZeRO 3's are not."""
+    from spaces.common import OPTIMIZERS
+
+    if exp.training.zero_stage == 3 and "lamb" in exp.space.get("optimizer", OPTIMIZERS):
+        raise UserError(
+            "training.zero_stage=3: LAMB (in the space's optimizer choices) needs each "
+            "tensor's whole norm, which ZeRO-3 splits over the ranks; set "
+            "space.optimizer=[adamw] or training.zero_stage to 0, 1 or 2"
         )
 
 

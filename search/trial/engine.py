@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -86,14 +86,23 @@ def plan_batches(
 
 
 def select_precision(requested: str, device: torch.device) -> str:
-    """``auto``: bf16 on GPUs that support it, fp16 on older GPUs, fp32 on CPU."""
-    if requested != "auto":
-        if requested in ("bf16", "fp16") and device.type != "cuda":
-            return "fp32"  # DeepSpeed's half-precision paths need an accelerator
-        return requested
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "fp32"
+    """The precision a trial trains in on ``device``.
+
+    ``auto``: bf16 on GPUs that support it, fp16 on older GPUs, fp32 on CPU. An explicit
+    ``bf16`` is bf16 on every device: DeepSpeed's bf16 engine runs on a CPU too (its optimizer
+    wrappers, ZeRO partitions and clipping are a GPU trial's; docs/gpu.md). ``fp16`` needs a
+    GPU (a ``ValueError`` on a CPU, which has no fp16 engine).
+    """
+    if requested == "auto":
+        if device.type == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "fp32"
+    if requested == "fp16" and device.type != "cuda":
+        raise ValueError(
+            "training.precision=fp16: needs a GPU, and this trial trains on the CPU; "
+            "allowed there: auto, fp32, bf16"
+        )
+    return requested
 
 
 def deepspeed_config(
@@ -119,12 +128,24 @@ def deepspeed_config(
     }
 
 
-def trial_device() -> torch.device:
-    """This worker's GPU (``LOCAL_RANK``, made current), else the CPU."""
+def trial_device(gpu_ids: Sequence[str], *, setting: str) -> torch.device:
+    """Where this worker trains (``training.device``): ``cpu``, the CPU; ``auto``, its GPU
+    (``LOCAL_RANK``, made current) if torch sees one, else the CPU. A ``RuntimeError`` if Ray
+    gave it GPUs (``gpu_ids``) that torch does not see: a misconfigured GPU node never trains
+    on its CPU unnoticed."""
+    if setting == "cpu":
+        return torch.device("cpu")
     if torch.cuda.is_available():
         local = int(os.environ.get("LOCAL_RANK", "0")) % max(torch.cuda.device_count(), 1)
         torch.cuda.set_device(local)
         return torch.device("cuda", local)
+    if gpu_ids:
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+        raise RuntimeError(
+            f"Ray gave this trial GPU {','.join(gpu_ids)} (CUDA_VISIBLE_DEVICES={visible!r}) "
+            f"but torch {torch.__version__} sees no CUDA device: fix the node's driver or "
+            "torch build, or set training.device=cpu to train on the CPU"
+        )
     return torch.device("cpu")
 
 
@@ -174,7 +195,69 @@ def build_engine(
     )
     if single:
         engine.enable_backward_allreduce = False  # one process: nothing to reduce
+    _undo_initial_step(engine)
+    _lamb_per_tensor(engine)
     return engine
+
+
+def _undo_initial_step(engine: DeepSpeedEngine) -> None:
+    """Undo the step DeepSpeed's half-precision wrappers without ZeRO take when built.
+
+    ``FP16_UnfusedOptimizer`` (bf16 at ZeRO 0: a GPU trial's default) and ``FP16_Optimizer``
+    (fp16 with FusedAdam) make the client optimizer's state by stepping it once with zero
+    gradients. Adam then counts that step (its first real update is ~0.74x), and decoupled
+    weight decay shrinks the fp32 master weights once at the full lr (LAMB's by its trust
+    ratio: ``lr * 10 * wd``, 2.5% of every matrix at lr 0.05). ZeRO and fp32 take no such step,
+    so a bf16 trial at ZeRO 0 trained differently from ZeRO 1/2 and fp32. Undone here: a fresh
+    state (and FusedAdam's per-group step count), and the masters copied back from the model's
+    half-precision weights, of which they were exact fp32 copies.
+    """
+    from deepspeed.runtime.fp16.fused_optimizer import FP16_Optimizer
+    from deepspeed.runtime.fp16.unfused_optimizer import FP16_UnfusedOptimizer
+
+    wrapper, client = engine.optimizer, engine.basic_optimizer
+    if isinstance(wrapper, FP16_UnfusedOptimizer):
+        for masters, weights in zip(wrapper.fp32_groups, wrapper.fp16_groups, strict=True):
+            for master, weight in zip(masters, weights, strict=True):
+                master.data.copy_(weight.data)
+    elif isinstance(wrapper, FP16_Optimizer):
+        for master, flat in zip(wrapper.fp32_groups_flat, wrapper.fp16_groups_flat, strict=True):
+            master.data.copy_(flat.data)
+    else:
+        return
+    client.state.clear()
+    for group in client.param_groups:
+        group.pop("step", None)
+
+
+def _lamb_per_tensor(engine: DeepSpeedEngine) -> None:
+    """Under ZeRO 1/2 the optimizer sees one flat fp32 partition per group: tell LAMB where
+    each tensor lies in it (``Lamb.track_flat``), so its trust ratio stays per tensor, summed
+    over the ranks' partitions. ZeRO 3 with LAMB is refused when the experiment loads."""
+    import torch.distributed as dist
+
+    from search.trial.optim import Lamb, flat_segments
+
+    lamb, stage = engine.basic_optimizer, engine.zero_optimization_stage()
+    if not isinstance(lamb, Lamb) or stage not in (1, 2):
+        return
+    zero = engine.optimizer  # DeepSpeedZeroOptimizer: its i-th group is lamb's i-th
+    for i, flat in enumerate(zero.single_partition_of_fp32_groups):
+        group = zero.real_dp_process_group[i]
+        size = zero.partition_size[i]
+        ranks = dist.get_world_size(group=group)
+
+        def reduce(sums: torch.Tensor, group: Any = group) -> None:
+            dist.all_reduce(sums, group=group)
+
+        segments = flat_segments(
+            zero.round_robin_bit16_offsets[i],
+            [t.numel() for t in zero.round_robin_bit16_meta[i]],
+            start=dist.get_rank(group=group) * size,
+            length=flat.numel(),
+        )
+        count = len(zero.round_robin_bit16_offsets[i])
+        lamb.track_flat(flat, segments, count=count, reduce=reduce if ranks > 1 else None)
 
 
 def loop_clip_norm(plan: BatchPlan, experiment: Experiment, device: torch.device) -> float | None:

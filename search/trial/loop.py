@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import gc
 import math
+import os
 import tempfile
 import time
 import traceback
@@ -140,6 +141,7 @@ class _Loop:
     dtype: torch.dtype  # the engine's parameters' (its inputs are cast to it)
     anytime: Anytime | None = None  # the anytime Perceiver's iterations, if it trains so
     judged_epochs: tuple[int, ...] = ()  # the epochs the scheduler judges: always reported
+    placement: dict[str, str] = field(default_factory=dict)  # where it trains (_placement)
     clip_norm: float | None = None  # the loop clips gradients (else DeepSpeed: loop_clip_norm)
     checkpointed_at: float = field(default_factory=time.perf_counter)  # or the loop's start
     reported_at: float = field(default_factory=time.perf_counter)  # or the loop's start
@@ -159,7 +161,7 @@ def _train(
     family, model_hp, train_hp = split_proposal(config)
     training = experiment.training
     torch.set_num_threads(training.num_threads or max(1, int(experiment.resources.cpus_per_trial)))
-    device = trial_device()
+    device = trial_device(session.gpu_ids, setting=training.device)
     seed = trial_seed(experiment)
     torch.manual_seed(seed)
     with timed(progress.phases, "build"):
@@ -194,12 +196,24 @@ def _train(
             anytime=anytime,
             judged_epochs=judged_epochs(experiment),
             clip_norm=loop_clip_norm(plan, experiment, device),
+            placement=_placement(engine, session),
         )
         restore_checkpoint(engine, progress, session)
         _epochs(loop)
     finally:
         if hasattr(engine, "destroy"):
             engine.destroy()
+
+
+def _placement(engine: DeepSpeedEngine, session: TrialSession) -> dict[str, str]:
+    """Where this rank trains, as its reports say: the device, its precision, the GPUs Ray gave
+    it and the ``CUDA_VISIBLE_DEVICES`` it sees (docs/gpu.md)."""
+    return {
+        "device": str(engine.device),
+        "precision": str(next(engine.module.parameters()).dtype).removeprefix("torch."),
+        "gpu_ids": ",".join(session.gpu_ids),
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
+    }
 
 
 def _epochs(loop: _Loop) -> None:
@@ -232,6 +246,7 @@ def _epochs(loop: _Loop) -> None:
             "workers": loop.plan.world,
             "train_images": trained.images,  # this epoch, all ranks
             "train_images_distinct": trained.distinct,  # == train_images: disjoint shards
+            **loop.placement,
         }
         # The weights that count are the last epoch's (the end of the schedule): the objective is
         # this epoch's val accuracy, and the test accuracy is measured on these same weights.

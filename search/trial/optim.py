@@ -10,7 +10,10 @@
   below on every device: DeepSpeed's ``FusedLamb`` computes its trust ratio on the update
   *before* bias correction and then scales the step by ``sqrt(1 - beta2^t) / (1 - beta1^t)``,
   which shrinks every early step about fivefold (0.18x at step 32), so a GPU sweep with it would
-  not be comparable with a CPU one.
+  not be comparable with a CPU one. Under ZeRO 1/2 DeepSpeed hands the optimizer one flat
+  partition per group instead of the tensors: :meth:`Lamb.track_flat` tells it where each
+  tensor lies, so its trust ratio stays per tensor (else one ratio per group: a different
+  optimizer, 3x off in a tensor's update after 10 steps on a small Mixer).
 * **Schedule** (:class:`WarmupCosine`): linear warmup that starts at ``lr / warmup_steps``
   (never at 0), then cosine decay to ``min_ratio * lr`` at the last step.
 """
@@ -18,7 +21,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +37,7 @@ __all__ = [
     "OptimizerSpec",
     "WarmupCosine",
     "build_optimizer",
+    "flat_segments",
     "optimizer_spec",
     "param_groups",
 ]
@@ -152,6 +156,21 @@ class Lamb(torch.optim.Optimizer):
             lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, max_trust_ratio=max_trust_ratio
         )
         super().__init__(params, defaults)
+        self._flat: dict[int, _FlatTensors] = {}  # id(param) -> the tensors a flat param holds
+
+    def track_flat(
+        self,
+        param: torch.Tensor,
+        segments: torch.Tensor,
+        *,
+        count: int,
+        reduce: Callable[[torch.Tensor], None] | None = None,
+    ) -> None:
+        """``param`` is a flat partition of ``count`` tensors: element ``j`` belongs to tensor
+        ``segments[j]`` (``count``: padding). Its trust ratios are then per tensor, from the
+        squared norms summed over the partition and, with ``reduce`` (an in-place all-reduce
+        over the ranks holding the other partitions), over every rank."""
+        self._flat[id(param)] = _FlatTensors(segments.to(param.device), count, reduce)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
@@ -182,10 +201,50 @@ class Lamb(torch.optim.Optimizer):
         update = (m / (1 - beta1**t)) / ((v / (1 - beta2**t)).sqrt() + group["eps"])
         if group["weight_decay"]:
             update.add_(weight, alpha=group["weight_decay"])
-        w_norm, u_norm = weight.norm(), update.norm()
-        trust = torch.where(
-            (w_norm > 0) & (u_norm > 0),
-            (w_norm / u_norm).clamp(max=group["max_trust_ratio"]),
-            torch.ones_like(w_norm),
-        )
+        cap = group["max_trust_ratio"]
+        flat = self._flat.get(id(p))
+        if flat is None:
+            trust = _trust_ratio(weight.norm(), update.norm(), cap)
+        else:
+            trust = flat.trust_ratio(weight, update, cap)
         p.add_((update * trust).to(p.dtype), alpha=-group["lr"])
+
+
+def _trust_ratio(w_norm: torch.Tensor, u_norm: torch.Tensor, cap: float) -> torch.Tensor:
+    """``min(||w|| / ||u||, cap)``, 1 where either norm is 0."""
+    return torch.where(
+        (w_norm > 0) & (u_norm > 0), (w_norm / u_norm).clamp(max=cap), torch.ones_like(w_norm)
+    )
+
+
+@dataclass(frozen=True)
+class _FlatTensors:
+    """Where the tensors of a flat partition lie (:meth:`Lamb.track_flat`)."""
+
+    segments: torch.Tensor  # [numel] long: each element's tensor, ``count`` for padding
+    count: int
+    reduce: Callable[[torch.Tensor], None] | None
+
+    def trust_ratio(self, weight: torch.Tensor, update: torch.Tensor, cap: float) -> torch.Tensor:
+        """Each element's tensor's trust ratio."""
+        squares = torch.stack([weight.flatten().square(), update.flatten().square()], dim=1)
+        sums = torch.zeros(self.count + 1, 2, dtype=squares.dtype, device=squares.device)
+        sums.index_add_(0, self.segments, squares)
+        if self.reduce is not None:
+            self.reduce(sums)
+        norms = sums.sqrt()
+        return _trust_ratio(norms[:, 0], norms[:, 1], cap)[self.segments].view_as(weight)
+
+
+def flat_segments(
+    offsets: Sequence[int], numels: Sequence[int], *, start: int, length: int
+) -> torch.Tensor:
+    """For the elements ``start .. start + length`` of a group flattened with tensor ``t`` at
+    ``offsets[t]`` (``numels[t]`` elements): the tensor each belongs to (``len(offsets)``:
+    padding). The ``segments`` of :meth:`Lamb.track_flat`."""
+    segments = torch.full((length,), len(offsets), dtype=torch.long)
+    for t, (offset, numel) in enumerate(zip(offsets, numels, strict=True)):
+        lo, hi = max(offset, start), min(offset + numel, start + length)
+        if lo < hi:
+            segments[lo - start : hi - start] = t
+    return segments

@@ -28,23 +28,30 @@ class TrialSession:
     checkpoint directory (DeepSpeed writes per-rank ZeRO shards); rank 0 alone writes the trial
     state file into it. A report carrying ``failure_reason`` is a failure report.
     ``restore_dir()`` is a context manager yielding the directory to resume from, or None.
+    ``gpu_ids``: the GPUs Ray gave this process (``ray.get_gpu_ids()``; none in process).
     """
 
     report: Callable[[dict[str, Any], str | None], None]
     restore_dir: Callable[[], AbstractContextManager[str | None]]
     rank: int = 0
     world_size: int = 1
+    gpu_ids: tuple[str, ...] = ()
 
 
 def tune_session() -> TrialSession:
     """A Ray Tune trial's session (one process: rank 0 of 1)."""
+    import ray
     from ray import tune
 
     def report(metrics: dict[str, Any], ckpt_dir: str | None) -> None:
         ckpt = tune.Checkpoint.from_directory(ckpt_dir) if ckpt_dir else None
         tune.report(metrics, checkpoint=ckpt)
 
-    return TrialSession(report=report, restore_dir=lambda: _checkpoint_dir(tune.get_checkpoint()))
+    return TrialSession(
+        report=report,
+        restore_dir=lambda: _checkpoint_dir(tune.get_checkpoint()),
+        gpu_ids=tuple(str(i) for i in ray.get_gpu_ids()),
+    )
 
 
 @contextmanager
@@ -60,6 +67,7 @@ def train_session() -> TrialSession:
     """A Ray Train V2 worker's session (``ray.train.get_context()`` works in V2 workers)."""
     import sys
 
+    import ray
     import ray.train
 
     ctx = ray.train.get_context()
@@ -80,6 +88,7 @@ def train_session() -> TrialSession:
         restore_dir=lambda: _checkpoint_dir(ray.train.get_checkpoint()),
         rank=ctx.get_world_rank(),
         world_size=ctx.get_world_size(),
+        gpu_ids=tuple(str(i) for i in ray.get_gpu_ids()),
     )
 
 

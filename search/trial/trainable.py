@@ -78,12 +78,14 @@ def _fit_torch_trainer(
     res = experiment.resources
     per_worker = _worker_resources(res)
     use_gpu = res.gpus_per_trial > 0
+    # nccl between the workers' GPUs; gloo on CPUs (training.device=cpu: GPUs held, not used)
+    backend = "nccl" if use_gpu and experiment.training.device != "cpu" else "gloo"
     storage = tune.get_context().get_storage()
     trainer = TorchTrainer(
         train_loop_per_worker=_train_worker,
         # The dataset goes through the object store once, not pickled into every worker's config.
         train_loop_config={"config": config, "experiment": experiment, "data": ray.put(data)},
-        torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
+        torch_config=TorchConfig(backend=backend),
         scaling_config=ScalingConfig(
             num_workers=res.workers_per_trial, use_gpu=use_gpu, resources_per_worker=per_worker
         ),
@@ -107,14 +109,8 @@ def _fit_torch_trainer(
 
 
 def _worker_resources(res: Resources) -> dict[str, float]:
-    """What each Ray Train worker holds: ``cpus_per_trial`` CPUs, and one whole GPU or none."""
-    if res.gpus_per_trial > 0 and res.gpus_per_trial != 1:
-        raise ValueError(
-            f"resources.gpus_per_trial={res.gpus_per_trial:g} with workers_per_trial="
-            f"{res.workers_per_trial}: each data-parallel worker needs exactly one whole GPU "
-            "(NCCL cannot put two ranks on one GPU; a worker drives one device); use "
-            "gpus_per_trial=1, or workers_per_trial=1 to share GPUs between trials"
-        )
+    """What each Ray Train worker holds: ``cpus_per_trial`` CPUs, and one whole GPU or none
+    (any other GPU count with several workers is refused when the experiment loads)."""
     per_worker: dict[str, float] = {"CPU": res.cpus_per_trial}
     if res.gpus_per_trial > 0:
         per_worker["GPU"] = 1

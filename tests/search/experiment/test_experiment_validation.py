@@ -48,6 +48,8 @@ from search.experiment import load_experiment
             "training.anytime=true: needs perceiver.share_weights=[true] in the space",
         ),
         ("training.anytime_loss=mean", "training.anytime_loss='mean': not allowed; allowed: all"),
+        ("training.device=gpu", "training.device='gpu': not allowed; allowed: auto, cpu"),
+        ("training.zero_stage=3", "training.zero_stage=3: LAMB (in the space's optimizer"),
         ("dataset.train_subset=3", "dataset.train_subset=3: must be a whole number of at least 4"),
     ],
 )
@@ -105,12 +107,40 @@ def test_bad_augment_and_allocation_name_the_allowed_values() -> None:
         load_experiment("smoke", ["family_allocation=fair"])
 
 
+@pytest.mark.parametrize("gpus", ["0.5", "0.25", "2"])
+def test_several_workers_need_one_whole_gpu_each(gpus: str) -> None:
+    overrides = ["resources.workers_per_trial=2", f"resources.gpus_per_trial={gpus}"]
+    with pytest.raises(UserError) as err:
+        load_experiment("smoke", overrides)
+    assert str(err.value).startswith(f"resources.gpus_per_trial={gpus} with workers_per_trial=2")
+    assert "exactly one whole GPU" in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        # More GPUs than this machine (or any node yet) has: an autoscaler may add them, so the
+        # experiment loads (issue 25's cluster check decides what a running cluster can hold).
+        ["resources.gpus_per_trial=8", "resources.max_concurrent_trials=16"],
+        ["resources.workers_per_trial=4", "resources.gpus_per_trial=1"],
+        ["resources.gpus_per_trial=0.5", "training.device=cpu"],
+        ["training.zero_stage=3", "space.optimizer=[adamw]"],
+        ["training.zero_stage=2", "training.precision=bf16"],  # LAMB per tensor under ZeRO 1/2
+    ],
+)
+def test_gpu_and_zero_settings_a_cluster_can_run_load(overrides: list[str]) -> None:
+    load_experiment("smoke", overrides)
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
         (["dataset.image_size=32"], "dataset.image_size=32: fashion_mnist is stored at 28x28"),
         (["dataset.train_subset=60000"], "fashion_mnist has 54000 training images after"),
-        (["dataset.train_subset=9"], "dataset.train_subset=9: must be a whole number of at least 10"),
+        (
+            ["dataset.train_subset=9"],
+            "dataset.train_subset=9: must be a whole number of at least 10",
+        ),
         (
             ["dataset.name=digits", "dataset.image_size=8", "dataset.train_subset=1300"],
             "dataset.train_subset=1300: digits has 1294 training images after "

@@ -27,9 +27,12 @@ def test_deepspeed_config_holds_geometry_precision_and_zero_but_no_optimizer() -
 
 def test_select_precision() -> None:
     cpu = torch.device("cpu")
-    assert select_precision("auto", cpu) == "fp32"
-    assert select_precision("bf16", cpu) == "fp32"  # half precision needs an accelerator
+    assert select_precision("auto", cpu) == "fp32"  # auto never picks bf16 on a CPU
+    assert select_precision("bf16", cpu) == "bf16"  # asked for: DeepSpeed's bf16 engine on CPU
     assert select_precision("fp32", cpu) == "fp32"
+    with pytest.raises(ValueError, match=r"^training.precision=fp16: needs a GPU") as err:
+        select_precision("fp16", cpu)
+    assert "\n" not in str(err.value)
 
 
 def test_one_worker_trains_the_whole_batch_in_one_micro_batch() -> None:

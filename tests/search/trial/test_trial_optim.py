@@ -16,6 +16,7 @@ from search.trial.optim import (
     Lamb,
     WarmupCosine,
     build_optimizer,
+    flat_segments,
     optimizer_spec,
     param_groups,
 )
@@ -67,6 +68,74 @@ def test_lamb_trains_a_small_regression() -> None:
         loss.backward()
         opt.step()
     assert loss.item() < 0.1 * first
+
+
+def test_flat_segments_name_each_elements_tensor_and_the_padding() -> None:
+    # Three tensors of 3, 2 and 4 elements at offsets 0, 4 and 6 (one padding element at 3),
+    # the group padded to 12: rank 1 of 2 holds elements 6..11.
+    offsets, numels = [0, 4, 6], [3, 2, 4]
+    assert flat_segments(offsets, numels, start=0, length=6).tolist() == [0, 0, 0, 3, 1, 1]
+    assert flat_segments(offsets, numels, start=6, length=6).tolist() == [2, 2, 2, 2, 3, 3]
+
+
+def test_lamb_over_flat_partitions_of_several_ranks_is_lamb_per_tensor() -> None:
+    """ZeRO 1/2 hand each rank a slice of one flat tensor per group, cutting tensors across
+    ranks: with ``track_flat`` the trust ratios are still each whole tensor's (the ranks' norm
+    sums all-reduced; here two ranks as two threads summing through a barrier)."""
+    import threading
+
+    torch.manual_seed(0)
+    shapes = [(4, 3), (5,), (2, 7)]
+    weights = [torch.randn(s) for s in shapes]
+    grads = [[torch.randn(s) for s in shapes] for _ in range(3)]  # three steps
+    reference = [torch.nn.Parameter(w.clone()) for w in weights]
+    ref_opt = Lamb(reference, lr=0.05, weight_decay=0.1)
+    for step in grads:
+        for p, g in zip(reference, step):
+            p.grad = g.clone()
+        ref_opt.step()
+
+    numels = [w.numel() for w in weights]
+    offsets = [0, 12, 17]
+    total, ranks = 32, 2  # 31 elements padded to 32: rank 0 holds 0..15, rank 1 16..31
+    size = total // ranks
+
+    def flat(tensors: list[torch.Tensor]) -> torch.Tensor:
+        out = torch.zeros(total)
+        for t, offset in zip(tensors, offsets):
+            out[offset : offset + t.numel()] = t.flatten()
+        return out
+
+    partials: list[torch.Tensor] = [torch.zeros(0)] * ranks
+    barrier = threading.Barrier(ranks)
+    results: list[torch.Tensor] = [torch.zeros(0)] * ranks
+
+    def rank(r: int) -> None:
+        def all_reduce(sums: torch.Tensor) -> None:
+            partials[r] = sums.clone()
+            barrier.wait()
+            sums.copy_(partials[0] + partials[1])
+            barrier.wait()
+
+        part = torch.nn.Parameter(flat(weights)[r * size : (r + 1) * size].clone())
+        opt = Lamb([part], lr=0.05, weight_decay=0.1)
+        segments = flat_segments(offsets, numels, start=r * size, length=size)
+        opt.track_flat(part, segments, count=len(shapes), reduce=all_reduce)
+        for step in grads:
+            part.grad = flat(step)[r * size : (r + 1) * size].clone()
+            opt.step()
+        results[r] = part.detach()
+
+    threads = [threading.Thread(target=rank, args=(r,)) for r in range(ranks)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    whole = torch.cat(results)
+    for p, offset in zip(reference, offsets):
+        got = whole[offset : offset + p.numel()].view_as(p)
+        torch.testing.assert_close(got, p.detach(), rtol=1e-5, atol=1e-6)
+    assert torch.count_nonzero(whole[31:]) == 0  # padding stays zero
 
 
 def test_lamb_rejects_bad_arguments() -> None:

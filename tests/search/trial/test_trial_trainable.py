@@ -4,11 +4,8 @@ trials themselves run in tests/search/trial/test_trial_multiworker.py."""
 
 from __future__ import annotations
 
-import pytest
-
-from search.experiment import load_experiment
 from search.trial.sessions import WorkerFailure
-from search.trial.trainable import _deterministic_failure, _fit_torch_trainer
+from search.trial.trainable import _deterministic_failure
 
 WORKERS = 2
 
@@ -36,14 +33,6 @@ def test_worker_failures_are_classified() -> None:
     assert _deterministic_failure(group(r0=first, r1=RayActorError())) is None
     assert _deterministic_failure(group(r0=_failure("gloo", at=0.5, communication=True))) is None
     assert _deterministic_failure(RuntimeError("controller")) is None
-
-
-def test_multi_worker_trials_need_whole_gpus() -> None:
-    exp = load_experiment(
-        "smoke", [f"resources.workers_per_trial={WORKERS}", "resources.gpus_per_trial=0.5"]
-    )
-    with pytest.raises(ValueError, match="exactly one whole GPU"):
-        _fit_torch_trainer({}, experiment=exp, data=None)
 
 
 def test_each_worker_holds_its_cpus_and_one_whole_gpu_or_none() -> None:
