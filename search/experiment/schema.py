@@ -101,6 +101,9 @@ class Resources:
     # With retries, a trial checkpoints once this many seconds have passed since its last
     # checkpoint (0: every epoch): as often as a retry can use one, never more.
     checkpoint_interval_s: float = 60.0
+    # On a cluster (an address), how long a run waits for the nodes one trial needs (an
+    # autoscaler adding them) before it gives up; a private local Ray is refused at once.
+    wait_for_resources_s: float = 600.0
 
 
 @dataclass(frozen=True)

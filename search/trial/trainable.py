@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from search.data import DatasetSplits
     from search.experiment import Experiment, Resources
 
-__all__ = ["train_in_process", "train_trial"]
+__all__ = ["train_in_process", "train_trial", "trial_bundles"]
 
 
 def train_trial(config: dict[str, Any], *, experiment: Experiment, data: DatasetSplits) -> None:
@@ -104,6 +104,16 @@ def _fit_torch_trainer(
         if failure is None:
             raise
         tune.report(failure.metrics)
+
+
+def trial_bundles(res: Resources) -> tuple[dict[str, float], list[dict[str, float]]]:
+    """What one trial holds in Ray, in Ray's resource names: the Tune trainable's bundle (on one
+    node), and its Ray Train workers' bundles (none for a one-worker trial, whose trainable
+    trains and holds the real resources; with several, the trainable only drives a
+    TorchTrainer and holds ~0.01 CPU)."""
+    if res.workers_per_trial > 1:
+        return {"CPU": 0.01}, [_worker_resources(res)] * res.workers_per_trial
+    return {"CPU": res.cpus_per_trial, "GPU": res.gpus_per_trial}, []
 
 
 def _worker_resources(res: Resources) -> dict[str, float]:
