@@ -105,6 +105,16 @@ class Resources:
     # autoscaler adding them) before it gives up; a private local Ray is refused at once.
     wait_for_resources_s: float = 600.0
 
+    def trial_bundles(self) -> tuple[dict[str, float], list[dict[str, float]]]:
+        """What one trial holds in Ray, in Ray's resource names: the Tune trainable's bundle
+        (on one node), and its Ray Train workers' (``cpus_per_trial`` CPUs and one whole GPU or
+        none, each). A one-worker trial has no workers: its trainable trains and holds the
+        resources; with several, the trainable only drives a TorchTrainer and holds ~0.01 CPU."""
+        if self.workers_per_trial > 1:
+            worker = {"CPU": self.cpus_per_trial, **({"GPU": 1.0} if self.gpus_per_trial else {})}
+            return {"CPU": 0.01}, [worker] * self.workers_per_trial
+        return {"CPU": self.cpus_per_trial, "GPU": self.gpus_per_trial}, []
+
 
 @dataclass(frozen=True)
 class Experiment:

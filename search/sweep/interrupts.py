@@ -2,7 +2,8 @@
 sweep the same way.
 
 While :func:`catch_stops` is active, the first of either signal raises :class:`SweepInterrupted`
-in the driver's main thread, wherever it is. The sweep then marks its trials in flight
+in the driver's main thread, wherever it is (a bare KeyboardInterrupt where Ray's compiled code
+re-raises it: :func:`interruption` recovers the stop). The sweep then marks its trials in flight
 INTERRUPTED (re-queued for ``resume``), writes its tables (each renamed into place whole) and
 stops Ray (``search.sweep.tuner``); the command prints one line naming ``paretotune resume DIR``
 and exits with 128 + the signal's number: 130 for SIGINT, 143 for SIGTERM. A second signal
@@ -28,7 +29,7 @@ from typing import Any
 from search import console
 from search import storage as store
 
-__all__ = ["STOP_SIGNALS", "SweepInterrupted", "catch_stops", "rearm"]
+__all__ = ["STOP_SIGNALS", "SweepInterrupted", "catch_stops", "interruption", "rearm"]
 
 #: The signals that stop a sweep, handled alike.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -103,6 +104,14 @@ def _force_exit(signum: int) -> None:
     os._exit(128 + signum)
 
 
+def interruption(exc: KeyboardInterrupt) -> SweepInterrupted:
+    """``exc`` as the stop it stands for. Ray's compiled calls turn any exception a signal
+    handler raises inside them into a bare KeyboardInterrupt: the signal received says which."""
+    if isinstance(exc, SweepInterrupted):
+        return exc
+    return SweepInterrupted(_stops.received or signal.SIGINT)
+
+
 def rearm() -> None:
     """Take the stop signals back (after a library, such as ``ray.init``, installed its own)."""
     if _stops.depth and threading.current_thread() is threading.main_thread():
@@ -125,6 +134,11 @@ def catch_stops(output: store.Where) -> Iterator[None]:
     rearm()
     try:
         yield
+    except KeyboardInterrupt as exc:
+        stop = interruption(exc)
+        if stop is exc:
+            raise
+        raise stop from None
     finally:
         _stops.depth -= 1
         if _stops.depth == 0:

@@ -3,9 +3,9 @@ first trial (Ray itself would wait for ever, warning every minute).
 
 A trial asks for one bundle on one node (``cpus_per_trial`` CPUs and ``gpus_per_trial`` GPUs),
 or, with ``workers_per_trial`` > 1, a tiny trainable plus that many Ray Train workers
-(:func:`search.trial.trial_bundles`). The offer is the Ray nodes' declared resources (what Ray
-schedules by, GPUs declared with ``ray.init(num_gpus=...)`` included), or, before a private
-local Ray is started, what Ray would declare for this machine.
+(:meth:`~search.experiment.Resources.trial_bundles`). The offer is the Ray nodes' declared
+resources (what Ray schedules by, GPUs declared with ``ray.init(num_gpus=...)`` included), or,
+before a private local Ray is started, what Ray would declare for this machine.
 
 - A private local Ray (no address) is this machine: what it lacks now it never gets, so the
   sweep is refused at once (a UserError naming the field and what the machine has).
@@ -69,9 +69,7 @@ def check_resources(
 def shortfall(res: Resources, nodes: Sequence[Node], *, local: bool) -> str | None:
     """Why no trial of ``res`` could start on ``nodes`` (one line naming the field, the value
     and what the nodes have), or None when one can."""
-    from search.trial import trial_bundles
-
-    trainable, workers = trial_bundles(res)
+    trainable, workers = res.trial_bundles()
     has = _describe(nodes, local=local)
     fix = (
         "so no trial could ever start; lower it, or run on a cluster that has them (--address)"
@@ -95,8 +93,8 @@ def shortfall(res: Resources, nodes: Sequence[Node], *, local: bool) -> str | No
         return None
     each = f"{workers[0]['CPU']:g} CPU" + (" + 1 GPU" if workers[0].get("GPU") else "")
     return (
-        f"resources.workers_per_trial={len(workers)}: room for {fit} workers of {each} each "
-        f"beside the trial's driver ({has}), {fix}"
+        f"resources.workers_per_trial={len(workers)}: room for {fit} of a trial's workers "
+        f"({each} each) beside its driver ({has}), {fix}"
     )
 
 
@@ -129,7 +127,7 @@ def _describe(nodes: Sequence[Node], *, local: bool) -> str:
             return f"no {name}"
         most = max(n.get(key, 0.0) for n in nodes)
         per_node = f" (at most {most:g} on one node)" if len(nodes) > 1 and most < total else ""
-        return f"{total:g} {name}s{per_node}"
+        return f"{total:g} {name}{'' if total == 1 else 's'}{per_node}"
 
     what = f"{amount('CPU', 'CPU')} and {amount('GPU', 'GPU')}"
     if local:

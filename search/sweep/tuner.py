@@ -28,7 +28,7 @@ from search.sweep.guards import (
     undo_empty_start,
     write_new,
 )
-from search.sweep.interrupts import SweepInterrupted, catch_stops
+from search.sweep.interrupts import SweepInterrupted, catch_stops, interruption
 from search.sweep.preflight import Ready, preflight
 from search.sweep.ray_cluster import RayAddress, ray_connection
 from search.sweep.study import (
@@ -223,9 +223,9 @@ def _sweep(
                 # A new seed per (re)start: a resume must not replay the first run's proposals.
                 seed = exp.seed + len(study.trials)
                 _fit(exp, out, _data(ready), remaining, seed=seed, verbose=verbose)
-        except SweepInterrupted as exc:
-            stop = exc
-            raise
+        except KeyboardInterrupt as exc:
+            stop = interruption(exc)
+            raise stop from None
         finally:
             # Whatever ended the run (its last trial, a stop signal, an error), the trials still
             # in flight are marked INTERRUPTED and re-queued, and the tables are written whole.
@@ -255,7 +255,7 @@ def _fit(
     from search.sweep.progress import ProgressCallback
     from search.sweep.samplers import make_sampler
     from search.sweep.searcher import BudgetedOptunaSearch
-    from search.trial import train_trial, trial_bundles
+    from search.trial import train_trial
     from spaces import joint
 
     # Per-epoch checkpoints are intended; Tune's warning about frequent snapshots is noise here.
@@ -287,7 +287,7 @@ def _fit(
     )
     res = exp.resources
     trainable = tune.with_resources(
-        tune.with_parameters(train_trial, experiment=exp, data=data), trial_bundles(res)[0]
+        tune.with_parameters(train_trial, experiment=exp, data=data), res.trial_bundles()[0]
     )
     run_name = _next_run_name(out)
     storage_path, storage_filesystem = store.tune_storage(out)

@@ -19,13 +19,12 @@ from __future__ import annotations
 
 from search.trial.loop import run_trial, trial_seed
 from search.trial.sessions import TrialSession
-from search.trial.trainable import train_in_process, train_trial, trial_bundles
+from search.trial.trainable import train_in_process, train_trial
 
 __all__ = [
     "TrialSession",
     "run_trial",
     "train_in_process",
     "train_trial",
-    "trial_bundles",
     "trial_seed",
 ]

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from search.data import DatasetSplits
     from search.experiment import Experiment, Resources
 
-__all__ = ["train_in_process", "train_trial", "trial_bundles"]
+__all__ = ["train_in_process", "train_trial"]
 
 
 def train_trial(config: dict[str, Any], *, experiment: Experiment, data: DatasetSplits) -> None:
@@ -106,16 +106,6 @@ def _fit_torch_trainer(
         tune.report(failure.metrics)
 
 
-def trial_bundles(res: Resources) -> tuple[dict[str, float], list[dict[str, float]]]:
-    """What one trial holds in Ray, in Ray's resource names: the Tune trainable's bundle (on one
-    node), and its Ray Train workers' bundles (none for a one-worker trial, whose trainable
-    trains and holds the real resources; with several, the trainable only drives a
-    TorchTrainer and holds ~0.01 CPU)."""
-    if res.workers_per_trial > 1:
-        return {"CPU": 0.01}, [_worker_resources(res)] * res.workers_per_trial
-    return {"CPU": res.cpus_per_trial, "GPU": res.gpus_per_trial}, []
-
-
 def _worker_resources(res: Resources) -> dict[str, float]:
     """What each Ray Train worker holds: ``cpus_per_trial`` CPUs, and one whole GPU or none."""
     if res.gpus_per_trial > 0 and res.gpus_per_trial != 1:
@@ -125,10 +115,7 @@ def _worker_resources(res: Resources) -> dict[str, float]:
             "(NCCL cannot put two ranks on one GPU; a worker drives one device); use "
             "gpus_per_trial=1, or workers_per_trial=1 to share GPUs between trials"
         )
-    per_worker: dict[str, float] = {"CPU": res.cpus_per_trial}
-    if res.gpus_per_trial > 0:
-        per_worker["GPU"] = 1
-    return per_worker
+    return res.trial_bundles()[1][0]
 
 
 def _train_worker(loop_config: dict[str, Any]) -> None:
