@@ -35,7 +35,12 @@ def test_cli_bad_experiment_file_exit_2_one_line(tmp_path: Path, content: str) -
 
 
 def test_cli_dry_run_prints_plan(tmp_path: Path) -> None:
-    narrowed = ("--set", "space.adamw.lr=[1.0e-3, 3.0e-3]", "--set", "space.weight_decay=[0.01]")
+    narrowed = (
+        "--set",
+        "space.adamw.lr=[1.0e-3, 3.0e-3]",
+        "--set",
+        "space.weight_decay=[1.0e-4, 1.0e-2]",
+    )
     proc = _cli(
         "run", "smoke", "--dry-run", "--output", str(tmp_path / "o"), *narrowed, cwd=tmp_path
     )
@@ -48,7 +53,7 @@ def test_cli_dry_run_prints_plan(tmp_path: Path) -> None:
         str(tmp_path / "o"),
         # the training ranges every family shares, narrowed (the smoke preset fixes batch_size)
         'space       training: spaces/common.py (narrowed: {"batch_size": [32], '
-        '"adamw.lr": [0.001, 0.003], "weight_decay": [0.01]})',
+        '"adamw.lr": [0.001, 0.003], "weight_decay": [0.0001, 0.01]})',
         "Preflight: every check passed; nothing was written",
     ):
         assert needle in proc.stdout

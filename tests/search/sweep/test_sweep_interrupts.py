@@ -23,6 +23,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from _processes import kill_by_pid
 
 from search.sweep.interrupts import SweepInterrupted, catch_stops
 
@@ -134,12 +135,7 @@ class Driver:
         procs = [*self.tree, *_ray_processes(ray_tmp)]
         if self.proc.poll() is None:
             procs.append(psutil.Process(self.proc.pid))
-        for proc in procs:
-            try:
-                proc.kill()
-            except psutil.Error:
-                pass
-        psutil.wait_procs(procs, timeout=30)
+        kill_by_pid(procs)
         self.proc.wait(timeout=30)
 
     def leftovers(self) -> list[psutil.Process]:

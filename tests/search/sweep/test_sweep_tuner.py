@@ -22,6 +22,7 @@ import optuna
 import psutil
 import pytest
 import ray
+from _processes import kill_by_pid
 from _study_files import schema_state
 
 import search
@@ -213,15 +214,6 @@ def _finished(db: Path, name: str) -> dict[int, tuple[float, ...]]:
     }
 
 
-def _kill_tree(procs: list[psutil.Process]) -> None:
-    for p in procs:
-        try:
-            p.kill()
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(procs, timeout=30)
-
-
 def test_resume_marks_trials_its_driver_left_running_interrupted(tmp_path: Path) -> None:
     # A driver killed while proposing leaves a trial with no status; one killed while training
     # leaves one marked RUNNING. Both are re-queued and neither counts against the budget.
@@ -273,7 +265,7 @@ def test_sigkill_driver_then_resume_loses_nothing(tmp_path: Path) -> None:
         os.kill(driver.pid, signal.SIGKILL)
         driver.wait(timeout=30)
     finally:
-        _kill_tree(tree)  # Ray's helpers outlive a killed driver: stop them by PID
+        kill_by_pid(tree)  # Ray's helpers outlive a killed driver: stop them by PID
         log.close()
     before = _finished(out / "optuna.db", "smoke")
     assert 2 <= len(before) < 6
