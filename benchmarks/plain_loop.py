@@ -1,15 +1,16 @@
 """A plain PyTorch training loop (no Ray, no DeepSpeed): the project's convergence anchor.
 
-It trains one model family on scikit-learn's digits with the project's own pieces (the
-``search.data`` splits and normalisation, ``models.build_model``, ``search.trial.optim``'s
-optimizers and warmup-cosine schedule) and nothing else, so a sweep's numbers can be checked
-against what the same recipe reaches without the search machinery around it.
+It trains one model family on a dataset's splits with the project's own pieces (the ``search.data``
+splits, normalisation and augmentation, ``models.build_model``, ``search.trial.optim``'s optimizers
+and warmup-cosine schedule) and nothing else, so a sweep's numbers can be checked against what the
+same recipe reaches without the search machinery around it.
 
-The recipe: ``load_dataset("digits", val_fraction=0.15, seed=0)``, no augmentation (only
-``Augmenter.normalize``), ``torch.manual_seed(seed)`` before the model is built, one epoch of
-linear warmup then cosine decay (``WarmupCosine``, stepped after every optimizer step),
-cross-entropy (optionally label-smoothed), gradient clipping at norm 1.0, the last short batch
-dropped, a shuffle per epoch from ``torch.Generator().manual_seed(seed + epoch)``, and an
+The recipe: ``load_dataset(dataset, val_fraction=0.15, train_subset=..., seed=0)`` (the split
+fixed), ``--augment`` (default ``none``: only ``Augmenter.normalize``; else the policy, drawn from
+``torch.Generator().manual_seed(seed)``), ``torch.manual_seed(seed)`` before the model is built,
+one epoch of linear warmup then cosine decay (``WarmupCosine``, stepped after every optimizer
+step), cross-entropy (optionally label-smoothed), gradient clipping at norm 1.0, the last short
+batch dropped, a shuffle per epoch from ``torch.Generator().manual_seed(seed + epoch)``, and an
 evaluation on val and test (eval mode, no_grad) after every epoch.
 
 Usage::
@@ -17,7 +18,8 @@ Usage::
     python benchmarks/plain_loop.py --family mixer \\
         --hparams '{"patch_size": 2, "hidden_dim": 64, "num_blocks": 4}' \\
         --optimizer adamw --lr 3e-3 --epochs 20 [--image-size 16] [--batch-size 64] \\
-        [--weight-decay 0.05] [--label-smoothing 0.0] [--seed 0] [--threads 1]
+        [--weight-decay 0.05] [--label-smoothing 0.0] [--seed 0] [--threads 1] \\
+        [--dataset fashion_mnist --train-subset 10000 --val-fraction 0.1 --augment crop_flip]
 
 prints one JSON line: val/test accuracy of the final epoch, the best val accuracy, wall-clock
 seconds of the training loop (evaluations included, data loading excluded) and the per-epoch
@@ -40,7 +42,7 @@ from torch import Tensor, nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
 import models
-from search.data import Augmenter, batches, load_dataset
+from search.data import AUGMENT_POLICIES, DATASETS, Augmenter, DatasetSplits, batches, load_dataset
 from search.trial.optim import WarmupCosine, build_optimizer
 
 __all__ = ["evaluate", "main", "train_plain"]
@@ -66,18 +68,19 @@ def evaluate(
 def train_plain(
     family: str,
     hparams: dict[str, Any],
+    splits: DatasetSplits,
     *,
     optimizer: str = "adamw",
     lr: float,
     weight_decay: float = 0.05,
     batch_size: int = 64,
     epochs: int,
-    image_size: int = 16,
     seed: int = 0,
+    augment: str = "none",
     label_smoothing: float = 0.0,
     threads: int = 1,
 ) -> dict[str, Any]:
-    """Train ``family`` with ``hparams`` on digits at ``image_size``; return its accuracies.
+    """Train ``family`` with ``hparams`` on ``splits``; return its accuracies.
 
     Returns ``{"val_accuracy", "test_accuracy"}`` of the final epoch, ``"best_val_accuracy"``
     over epochs, ``"seconds"`` (wall clock of the loop, per-epoch evaluations included) and
@@ -86,10 +89,8 @@ def train_plain(
     if epochs < 1:
         raise ValueError(f"epochs={epochs!r}: need >= 1")
     torch.set_num_threads(threads)
-    splits = load_dataset(
-        "digits", image_size=image_size, val_fraction=VAL_FRACTION, seed=DATA_SEED
-    )
-    aug = Augmenter(splits)
+    aug = Augmenter(splits, policy=augment)
+    aug_gen = torch.Generator().manual_seed(seed)
     n_train = len(splits.train_y)
     steps_per_epoch = n_train // batch_size
     if steps_per_epoch < 1:
@@ -116,7 +117,7 @@ def train_plain(
         for idx in batches(
             splits.train_x, splits.train_y, batch_size, shuffle=True, generator=gen, drop_last=True
         ):
-            xb = aug.normalize(splits.train_x[idx])
+            xb = aug.augment(splits.train_x[idx], aug_gen)
             yb = splits.train_y[idx]
             loss = F.cross_entropy(model(xb), yb, label_smoothing=label_smoothing)
             opt.zero_grad(set_to_none=True)
@@ -149,20 +150,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--label-smoothing", type=float, default=0.0)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--dataset", default="digits", choices=DATASETS)
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--val-fraction", type=float, default=VAL_FRACTION)
+    parser.add_argument("--train-subset", type=int, default=None)
+    parser.add_argument("--augment", default="none", choices=AUGMENT_POLICIES)
     args = parser.parse_args(argv)
     hparams = json.loads(args.hparams)
     if not isinstance(hparams, dict):
         parser.error("--hparams: expected a JSON object")
+    splits = load_dataset(
+        args.dataset,
+        image_size=args.image_size,
+        data_dir=args.data_dir,
+        val_fraction=args.val_fraction,
+        train_subset=args.train_subset,
+        seed=DATA_SEED,
+    )
     result = train_plain(
         args.family,
         hparams,
+        splits,
         optimizer=args.optimizer,
         lr=args.lr,
         weight_decay=args.weight_decay,
         batch_size=args.batch_size,
         epochs=args.epochs,
-        image_size=args.image_size,
         seed=args.seed,
+        augment=args.augment,
         label_smoothing=args.label_smoothing,
         threads=args.threads,
     )
@@ -175,6 +190,10 @@ def main(argv: list[str] | None = None) -> int:
         "batch_size": args.batch_size,
         "epochs": args.epochs,
         "image_size": args.image_size,
+        "dataset": args.dataset,
+        "train_subset": args.train_subset,
+        "val_fraction": args.val_fraction,
+        "augment": args.augment,
         "seed": args.seed,
         "label_smoothing": args.label_smoothing,
         **result,

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from models import FAMILIES
 from search import console, storage
+from search.data.facts import describe_dataset
 from search.errors import UserError
 from search.experiment import Experiment, list_presets, load_experiment, redact, with_output_dir
 from search.results import read_trials
@@ -178,13 +180,14 @@ def _reproduce(args: argparse.Namespace) -> int:
 
 
 def _print_plan(exp: Experiment, *, resuming: bool = False, log: bool) -> None:
+    from search.experiment.estimate import estimate_sweep
     from spaces import SPACES
 
     ds = exp.dataset
     res = exp.resources
     lines = [
         f"{'Resuming' if resuming else 'Plan'}: experiment {exp.name!r}",
-        f"  dataset     {ds.name} at {ds.image_size}x{ds.image_size}"
+        f"  dataset     {describe_dataset(dataclasses.asdict(ds))}"
         + (f" from {ds.data_dir}" if ds.data_dir else ""),
         f"  families    {', '.join(exp.families)}",
         f"  trials      {exp.num_trials} x up to {exp.epochs} epochs; sampler {exp.sampler}, "
@@ -194,6 +197,7 @@ def _print_plan(exp: Experiment, *, resuming: bool = False, log: bool) -> None:
         + (f", anytime Perceiver ({exp.training.anytime_loss})" if exp.training.anytime else ""),
         "  objectives  " + ", ".join(f"{k} ({v})" for k, v in exp.objectives.items()),
     ]
+    lines.append(f"  cost        {estimate_sweep(exp).describe()}")
     if exp.budget.max_flops or exp.budget.max_params:
         lines.append(
             f"  budget      max_flops={exp.budget.max_flops} max_params={exp.budget.max_params}"

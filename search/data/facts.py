@@ -7,6 +7,7 @@ No torch here, so loading an experiment stays fast.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ __all__ = [
     "AUGMENT_POLICIES",
     "DATASETS",
     "DATASET_FACTS",
+    "DATA_DIR_REQUIRED",
     "DEFAULT_DATA_DIR",
     "DOWNLOADABLE_DATASETS",
     "FOLDER_DATASETS",
@@ -25,6 +27,7 @@ __all__ = [
     "DatasetFacts",
     "DatasetName",
     "default_augment",
+    "describe_dataset",
     "load_bytes",
     "model_shape",
     "synthetic_bytes",
@@ -51,7 +54,7 @@ SYNTHETIC_DEFAULTS: Mapping[str, Any] = {
 MIN_CLASSES = 2
 
 #: Datasets ``search.data.load_dataset`` reads: the keys of :data:`DATASET_FACTS`, in order.
-DatasetName = Literal["digits", "cifar10", "cifar100", "imagefolder", "synthetic"]
+DatasetName = Literal["digits", "fashion_mnist", "cifar10", "cifar100", "imagefolder", "synthetic"]
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,11 @@ class DatasetFacts:
     where unknown. ``reads_folder``: read from ``dataset.data_dir``. ``hflip``: a horizontal flip
     keeps the label. ``augment``: the policy of ``training.augment: auto`` (one of
     :data:`AUGMENT_POLICIES`). ``download_url``: the archive ``dataset.download: true`` fetches
-    (None: it never downloads).
+    (None: it never downloads). ``title``: the name a reader knows it by. ``train_images``: the
+    training split's size before the validation carve (None where unknown). ``native_size``:
+    the stored images' side, past which ``dataset.image_size`` is refused (None: any size).
+    ``system_dir``: where a system package puts the files, read when ``dataset.data_dir`` is
+    not given (None: a folder dataset then needs ``dataset.data_dir``).
     """
 
     name: DatasetName
@@ -74,6 +81,10 @@ class DatasetFacts:
     hflip: bool
     augment: str
     download_url: str | None = None
+    title: str = ""
+    train_images: int | None = None
+    native_size: int | None = None
+    system_dir: str | None = None
 
     @property
     def downloadable(self) -> bool:
@@ -93,6 +104,28 @@ _TABLE = (
         reads_folder=False,
         hflip=False,
         augment="none",
+        title="digits",
+        train_images=1438,  # after the fixed 20 % test split
+    ),
+    # Zalando's Fashion-MNIST (IDX files; Debian's dataset-fashion-mnist): 28x28 grayscale
+    # clothing, the official 60,000/10,000 split. A mirrored garment is the same garment, but
+    # augment: at the CPU presets' budget (15 epochs, 10,000 images, 14x14) crop_flip costs
+    # 3.7 points (Mixer) and 2.4 (gMLP) of test accuracy against none (docs/benchmarks.md,
+    # "Fashion-MNIST: the pilot"); longer runs set it themselves (fashion-gpu).
+    # Upsampling past 28 adds compute, not information: refused.
+    DatasetFacts(
+        "fashion_mnist",
+        in_channels=1,
+        num_classes=10,
+        images=70_000,
+        reads_folder=True,
+        hflip=True,
+        augment="none",
+        download_url="http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+        title="Fashion-MNIST",
+        train_images=60_000,
+        native_size=28,
+        system_dir="/usr/share/datasets/fashion-mnist",
     ),
     # the CIFAR python-version pickles; pad-4-crop + flip at 32x32: the standard CIFAR recipe
     # (He et al. 2016)
@@ -105,6 +138,8 @@ _TABLE = (
         hflip=True,
         augment="crop_flip",
         download_url="https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+        title="CIFAR-10",
+        train_images=50_000,
     ),
     DatasetFacts(
         "cifar100",
@@ -115,6 +150,8 @@ _TABLE = (
         hflip=True,
         augment="crop_flip",
         download_url="https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
+        title="CIFAR-100",
+        train_images=50_000,
     ),
     # <class>/ subfolders of images, read as RGB; arbitrary photos at arbitrary scale: the
     # ImageNet-style random resized crop + flip
@@ -126,6 +163,7 @@ _TABLE = (
         reads_folder=True,
         hflip=True,
         augment="resized_crop",
+        title="image folder",
     ),
     # random class patterns plus noise (shape from the options): nothing for an augmentation to
     # be invariant to
@@ -137,6 +175,7 @@ _TABLE = (
         reads_folder=False,
         hflip=True,
         augment="none",
+        title="synthetic",
     ),
 )
 
@@ -147,6 +186,10 @@ DATASET_FACTS: Mapping[str, DatasetFacts] = MappingProxyType({f.name: f for f in
 DATASETS: tuple[str, ...] = tuple(DATASET_FACTS)
 #: Datasets read from ``dataset.data_dir``.
 FOLDER_DATASETS: tuple[str, ...] = tuple(n for n, f in DATASET_FACTS.items() if f.reads_folder)
+#: Datasets whose experiments must name ``dataset.data_dir`` (no system folder to fall back on).
+DATA_DIR_REQUIRED: tuple[str, ...] = tuple(
+    n for n, f in DATASET_FACTS.items() if f.reads_folder and f.system_dir is None
+)
 #: Datasets ``dataset.download: true`` may fetch.
 DOWNLOADABLE_DATASETS: tuple[str, ...] = tuple(
     n for n, f in DATASET_FACTS.items() if f.downloadable
@@ -194,3 +237,25 @@ def model_shape(name: str, synthetic: Mapping[str, Any]) -> tuple[int, int]:
     if facts.in_channels is None:  # pragma: no cover - only synthetic's channels are optional
         raise KeyError(name)
     return facts.in_channels, MIN_CLASSES if facts.num_classes is None else facts.num_classes
+
+
+def describe_dataset(dataset: Mapping[str, Any]) -> str:
+    """The data budget behind a front, for a reader: ``dataset`` is an experiment's ``dataset``
+    section as a mapping, e.g. ``Fashion-MNIST at 14x14, 10,000 training images (a stratified
+    subset), 6,000 val``."""
+    name = str(dataset.get("name", "n/a"))
+    facts = DATASET_FACTS.get(name)
+    size = dataset.get("image_size")
+    text = (facts.title if facts else name) + (f" at {size}x{size}" if size else "")
+    subset, fraction = dataset.get("train_subset"), dataset.get("val_fraction")
+    total = facts.train_images if facts else None
+    held = None
+    if total is not None and isinstance(fraction, (int, float)):
+        held = math.floor(fraction * total + 0.5)
+    if subset:
+        text += f", {subset:,} training images (a stratified subset)"
+    elif total is not None and held is not None:
+        text += f", {total - held:,} training images"
+    if held is not None:
+        text += f", {held:,} val"
+    return text

@@ -18,9 +18,16 @@ from torch import Tensor
 from search.data.cifar import load_cifar
 from search.data.digits import load_digits
 from search.data.facts import DATASET_FACTS, DEFAULT_DATA_DIR
+from search.data.fashion import load_fashion_mnist
 from search.data.folder import load_imagefolder
 from search.data.rules import check_dataset_fields, check_seed
-from search.data.splits import DatasetSplits, carve_validation, make_splits, split_off_test
+from search.data.splits import (
+    DatasetSplits,
+    carve_validation,
+    make_splits,
+    split_off_test,
+    take_subset,
+)
 from search.data.synthetic import make_synthetic
 from search.errors import UserError
 
@@ -34,6 +41,7 @@ def load_dataset(
     data_dir: str | os.PathLike[str] | None = None,
     download: bool = False,
     val_fraction: float = 0.1,
+    train_subset: int | None = None,
     seed: int = 0,
     **synthetic: Any,
 ) -> DatasetSplits:
@@ -54,6 +62,7 @@ def load_dataset(
         val_fraction=val_fraction,
         download=download,
         synthetic=synthetic,
+        train_subset=train_subset,
         validation_required=False,
         options_field="dataset",
     )
@@ -66,6 +75,10 @@ def load_dataset(
         x = _resize(x, image_size)
         train_idx, test_idx = split_off_test(y)
         train, test = (x[train_idx], y[train_idx]), (x[test_idx], y[test_idx])
+    elif name == "fashion_mnist":
+        train, test, class_names = load_fashion_mnist(path, download)
+        train = (_resize(train[0], image_size), train[1])
+        test = (_resize(test[0], image_size), test[1])
     elif name in ("cifar10", "cifar100"):
         (train_x, train_y), (test_x, test_y), class_names = load_cifar(
             name, path if path is not None else DEFAULT_DATA_DIR, download
@@ -80,11 +93,13 @@ def load_dataset(
         train_x, train_y, val_xy, test_x, test_y, class_names = load_imagefolder(path, image_size)
         train, test = (train_x, train_y), (test_x, test_y)
         if val_xy is not None:  # train/ val/ test/ layout: the given val/ is the val split
+            train = take_subset(*train, train_subset, seed)
             return make_splits(name, train, val_xy, test, class_names, image_size, hflip)
     else:  # synthetic: its options checked and merged with the defaults above
         train, test, class_names = make_synthetic(image_size, seed, synthetic)
 
     train, val = carve_validation(*train, val_fraction, seed)
+    train = take_subset(*train, train_subset, seed)
     return make_splits(name, train, val, test, class_names, image_size, hflip)
 
 

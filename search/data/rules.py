@@ -11,7 +11,13 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from search.data.facts import DATASETS, DOWNLOADABLE_DATASETS, SYNTHETIC_DEFAULTS
+from search.data.facts import (
+    DATASET_FACTS,
+    DATASETS,
+    DOWNLOADABLE_DATASETS,
+    MIN_CLASSES,
+    SYNTHETIC_DEFAULTS,
+)
 from search.errors import UserError
 
 __all__ = [
@@ -22,7 +28,9 @@ __all__ = [
     "check_dataset_fields",
     "check_load_memory",
     "check_seed",
+    "check_train_subset",
     "check_val_fraction",
+    "training_split_size",
 ]
 
 #: Largest ``dataset.image_size`` (images are held resized in memory, uint8).
@@ -62,6 +70,7 @@ def check_dataset_fields(
     val_fraction: Any,
     download: Any,
     synthetic: Mapping[str, Any],
+    train_subset: Any = None,
     validation_required: bool = True,
     options_field: str = "dataset.synthetic",
 ) -> dict[str, Any]:
@@ -76,6 +85,12 @@ def check_dataset_fields(
             f"dataset.image_size={image_size!r}: must be a whole number between 1 and "
             f"{MAX_IMAGE_SIZE} (images are held resized in memory)"
         )
+    native = DATASET_FACTS[name].native_size
+    if native is not None and image_size > native:
+        raise UserError(
+            f"dataset.image_size={image_size}: {name} is stored at {native}x{native}; "
+            f"upsampling adds compute, not information: use {native} or less"
+        )
     problem = check_val_fraction(val_fraction, required=validation_required)
     if problem:
         raise UserError(problem)
@@ -83,9 +98,11 @@ def check_dataset_fields(
         raise UserError(f"dataset.download={download!r}: expected true or false")
     if download and name not in DOWNLOADABLE_DATASETS:
         raise UserError(
-            f"dataset.download=true: only {' and '.join(DOWNLOADABLE_DATASETS)} download; "
+            f"dataset.download=true: only {', '.join(DOWNLOADABLE_DATASETS)} download; "
             f"dataset.name={name} reads its images as they are (set dataset.download=false)"
         )
+    if train_subset is not None:
+        check_train_subset(train_subset, name, val_fraction, synthetic)
     if name != "synthetic":
         if synthetic:
             key = min(synthetic)
@@ -118,6 +135,40 @@ def _synthetic_options(options: Mapping[str, Any], field: str) -> dict[str, Any]
     if not number or not math.isfinite(noise) or not 0 <= noise <= _MAX_NOISE:
         raise UserError(f"{field}.noise={noise!r}: expected a number from 0 to {_MAX_NOISE:g}")
     return merged
+
+
+def training_split_size(name: str, val_fraction: float) -> int | None:
+    """How many training images dataset ``name`` has after its validation carve, where known
+    before it is read (:func:`~search.data.splits.stratified_split` holds out
+    ``round(val_fraction * N)``)."""
+    total = DATASET_FACTS[name].train_images
+    return None if total is None else total - math.floor(val_fraction * total + 0.5)
+
+
+def check_train_subset(
+    value: Any, name: str, val_fraction: Any, synthetic: Mapping[str, Any]
+) -> int:
+    """``dataset.train_subset``: at least one image per class, at most the training split
+    left after the validation carve (where both are known before the data are read)."""
+    facts = DATASET_FACTS[name]
+    if name == "synthetic":
+        classes = int({**SYNTHETIC_DEFAULTS, **synthetic}.get("num_classes", MIN_CLASSES))
+    else:
+        classes = facts.num_classes or MIN_CLASSES
+    if not _whole(value) or value < classes:
+        raise UserError(
+            f"dataset.train_subset={value!r}: must be a whole number of at least {classes} "
+            f"(one image per class of {name}), or null for the whole training split"
+        )
+    number = isinstance(val_fraction, (int, float)) and not isinstance(val_fraction, bool)
+    split = training_split_size(name, val_fraction) if number else None
+    if split is not None and value > split:
+        raise UserError(
+            f"dataset.train_subset={value}: {name} has {split} training images after "
+            f"dataset.val_fraction={val_fraction:g} holds out its validation images; "
+            f"use at most {split}"
+        )
+    return int(value)
 
 
 def check_load_memory(need: int, image_size: int) -> None:

@@ -27,11 +27,13 @@ __all__ = [
     "make_splits",
     "split_off_test",
     "stratified_split",
+    "take_subset",
 ]
 
 #: Held-out test share for datasets without an official test split.
 TEST_FRACTION = 0.2
 _TEST_SPLIT_SEED = 0  # fixed: the test split must not move with `seed`
+_SUBSET_SEED_OFFSET = 1  # the subset's draw is not the validation carve's
 
 
 @dataclass(frozen=True, repr=False)
@@ -120,6 +122,20 @@ def carve_validation(
             "it or add images"
         )
     return (x[keep], y[keep]), (x[held], y[held])
+
+
+def take_subset(x: Tensor, y: Tensor, size: int | None, seed: int) -> tuple[Tensor, Tensor]:
+    """``size`` of the images ``(x, y)``, stratified and seeded by ``seed`` (all of them when
+    ``size`` is None); more than there are is a :class:`~search.errors.UserError`."""
+    if size is None:
+        return x, y
+    if size > len(y):
+        raise UserError(
+            f"dataset.train_subset={size}: only {len(y)} training images are left after the "
+            f"validation split; use at most {len(y)}"
+        )
+    _, subset = stratified_split(y, size / len(y), seed + _SUBSET_SEED_OFFSET)
+    return x[subset], y[subset]
 
 
 def stratified_split(y: Tensor, fraction: float, seed: int) -> tuple[Tensor, Tensor]:

@@ -60,7 +60,7 @@ def _parameter_kinds() -> dict[str, str]:
     kinds: dict[str, str] = {}
     ctx = SpaceContext(image_size=64)  # 64: every default patch size divides it
     for k in range(8):  # the space once per choice index: every conditional branch appears
-        probe = _DrawTrial(random.Random(k), index=k)
+        probe = DrawTrial(random.Random(k), index=k)
         for family in FAMILIES:
             SPACES[family](probe, ctx)  # type: ignore[arg-type]
         training(probe, ctx)  # type: ignore[arg-type]
@@ -68,7 +68,7 @@ def _parameter_kinds() -> dict[str, str]:
     return kinds
 
 
-class _DrawTrial:
+class DrawTrial:
     """A stand-in Optuna trial: draws every parameter at random (``index``: takes choice
     ``index`` of each, modulo; ``cheapest``: the smallest number, the largest patch), optionally
     forcing one parameter to one value. Records how each parameter is searched."""
@@ -163,12 +163,12 @@ def _check_override_value(key: str, value: Any, kind: str) -> None:
 
 
 class _Draw(Protocol):
-    """``_check_proposals``'s ``draw``: one proposal of ``family`` drawn by a :class:`_DrawTrial`
+    """``_check_proposals``'s ``draw``: one proposal of ``family`` drawn by a :class:`DrawTrial`
     (``how``: its options), and why it is invalid (None: valid)."""
 
     def __call__(
         self, family: str, rng: random.Random, context: SpaceContext = ..., **how: Any
-    ) -> tuple[_DrawTrial, dict[str, Any], str | None]: ...
+    ) -> tuple[DrawTrial, dict[str, Any], str | None]: ...
 
 
 def _check_proposals(exp: Experiment, kinds: dict[str, str]) -> None:
@@ -185,8 +185,8 @@ def _check_proposals(exp: Experiment, kinds: dict[str, str]) -> None:
 
     def draw(
         family: str, rng: random.Random, context: SpaceContext = ctx, **how: Any
-    ) -> tuple[_DrawTrial, dict[str, Any], str | None]:
-        trial = _DrawTrial(rng, **how)
+    ) -> tuple[DrawTrial, dict[str, Any], str | None]:
+        trial = DrawTrial(rng, **how)
         try:
             hp = SPACES[family](trial, context)  # type: ignore[arg-type]
         except ValueError as exc:  # an override no draw can use (a patch that divides nothing)

@@ -37,13 +37,16 @@ __all__ = [
 
 @dataclass(frozen=True)
 class DatasetConfig:
-    """Which data, at which resolution. ``synthetic`` holds the synthetic generator's options."""
+    """Which data, at which resolution, on how many training images. ``train_subset``: a
+    stratified, seeded subset of the training images left after the validation carve (None: all
+    of them). ``synthetic`` holds the synthetic generator's options."""
 
     name: DatasetName = "digits"
     image_size: int = 16
     data_dir: str | None = None
     download: bool = False
     val_fraction: float = 0.15
+    train_subset: int | None = None
     synthetic: dict[str, Any] = field(default_factory=dict)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from models import FAMILIES
-from search.data.facts import FOLDER_DATASETS, load_bytes
+from search.data.facts import DATA_DIR_REQUIRED, load_bytes
 from search.data.rules import MAX_DATASET_BYTES, check_dataset_fields, check_seed
 from search.errors import UserError
 from search.experiment.feasibility import check_space
@@ -188,8 +188,9 @@ def _check_dataset(exp: Experiment) -> None:
         val_fraction=ds.val_fraction,
         download=ds.download,
         synthetic=ds.synthetic,
+        train_subset=ds.train_subset,
     )
-    if ds.name in FOLDER_DATASETS and not ds.data_dir:
+    if ds.name in DATA_DIR_REQUIRED and not ds.data_dir:
         raise UserError(
             f"dataset.data_dir: required for dataset.name={ds.name}; "
             f"e.g. --set dataset.data_dir=~/data"

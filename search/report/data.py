@@ -2,9 +2,10 @@
 
 The fronts (per family and overall, for the experiment's objectives and for accuracy against
 each cost axis), the hypervolume history, the matched-cost table, the front members, the
-status table, the learning curves, the parallel-coordinate axes, the importances and the
-"Which <family>" sections (:mod:`.dimensions`): plain dataclasses, all numbers from
-:mod:`search.pareto`. The figures and the HTML only draw them.
+status table, the learning curves, the parallel-coordinate axes, the importances, the
+"Which <family>" sections (:mod:`.dimensions`) and the dataset's published results
+(:mod:`search.data.published`) beside this sweep's test accuracy: plain dataclasses, all
+numbers from :mod:`search.pareto`. The figures and the HTML only draw them.
 
 To add a figure: a field here (and the line of :func:`compute_report_data` that fills it), and
 a draw function registered in :mod:`search.report.figures`.
@@ -19,6 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from search import pareto
+from search.data.facts import DATASET_FACTS
+from search.data.published import PublishedResult, published_results, published_source
 from search.pareto import Objective, as_float
 from search.vocabulary import TrialStatus
 
@@ -46,10 +49,14 @@ __all__ = [
     "MatchedCost",
     "Parcoords",
     "ParcoordsAxis",
+    "PublishedData",
+    "PublishedPoint",
     "ReportData",
     "StatusReason",
     "StatusTable",
+    "SweepTest",
     "compute_report_data",
+    "published_cost",
 ]
 
 #: Cost columns the front figure can put on its x axis (the dropdown), with axis titles.
@@ -72,8 +79,17 @@ Row = Mapping[str, Any]
 
 
 @dataclass(frozen=True)
+class PublishedPoint:
+    """A published result placed on a cost axis at ``cost`` (see :func:`published_cost`)."""
+
+    result: PublishedResult
+    cost: float
+
+
+@dataclass(frozen=True)
 class FrontView:
-    """Accuracy against one cost axis: its fronts, the infeasible trials and the presets."""
+    """Accuracy against one cost axis: its fronts, the infeasible trials, the presets and the
+    dataset's published results."""
 
     cost_key: str
     title: str
@@ -82,6 +98,8 @@ class FrontView:
     infeasible: tuple[Row, ...]
     #: Presets with a positive cost on this axis, cheapest first.
     presets: tuple[PresetPoint, ...]
+    #: The dataset's published results with a cost on this axis, cheapest first.
+    published: tuple[PublishedPoint, ...] = ()
 
     @property
     def families(self) -> tuple[str, ...]:
@@ -209,6 +227,36 @@ class StatusTable:
 
 
 @dataclass(frozen=True)
+class SweepTest:
+    """This sweep's test accuracy over the front-eligible (COMPLETE) trials of ``family``
+    (None: all families) that record one, to set beside a published table."""
+
+    family: str | None
+    n_trials: int
+    #: The trial with the highest test accuracy (picked on the test set: an upper bound).
+    best: Row
+    #: The trial with the highest accuracy objective (picked on validation): its test accuracy
+    #: is the fair one to compare.
+    selected: Row
+
+
+@dataclass(frozen=True)
+class PublishedData:
+    """The dataset's published results table and this sweep's test accuracy beside it."""
+
+    dataset: str
+    #: The name a reader knows the dataset by (``Fashion-MNIST``).
+    title: str
+    #: Where the table comes from (:func:`search.data.published.published_source`).
+    source: str
+    #: Every published row, highest test accuracy first.
+    rows: tuple[PublishedResult, ...]
+    #: Overall first, then per family (report order); empty when no trial records a test
+    #: accuracy.
+    sweep: tuple[SweepTest, ...]
+
+
+@dataclass(frozen=True)
 class ReportData:
     """Everything the report draws; see :func:`compute_report_data`."""
 
@@ -227,6 +275,8 @@ class ReportData:
     #: The "Which <family>" sections (families with named dimensions and a front, in report
     #: order): see :mod:`.dimensions`.
     which: dict[str, WhichFamily]
+    #: The dataset's published results (None: no table for this dataset).
+    published: PublishedData | None = None
 
     @property
     def accuracy_key(self) -> str:
@@ -252,10 +302,29 @@ class _FrontCache:
         return self.computed[objs]
 
 
+def published_cost(result: PublishedResult, key: str) -> float | None:
+    """A published row's cost on axis ``key``: its parameter count on the params axis (None
+    when the row gives none); a published table gives no FLOPs or latency."""
+    return result.params if key == "params" else None
+
+
+def _placed_published(published: Sequence[PublishedResult], key: str) -> tuple[PublishedPoint, ...]:
+    """The published rows with a positive cost on axis ``key``, cheapest first."""
+    costs = [(r, published_cost(r, key)) for r in published]
+    points = [PublishedPoint(r, c) for r, c in costs if c is not None and c > 0]
+    return tuple(sorted(points, key=lambda p: p.cost))
+
+
 def _front_view(
-    results: Results, cache: _FrontCache, key: str, title: str, presets: Sequence[PresetPoint]
+    results: Results,
+    cache: _FrontCache,
+    key: str,
+    title: str,
+    presets: Sequence[PresetPoint],
+    published: Sequence[PublishedResult],
 ) -> FrontView:
-    """Accuracy against cost ``key``: its fronts, infeasible trials and placed presets."""
+    """Accuracy against cost ``key``: its fronts, infeasible trials, placed presets and
+    published results."""
     fronts = cache.get({results.accuracy_key: "max", key: "min"})
     infeasible = tuple(
         r
@@ -268,7 +337,9 @@ def _front_view(
         (p for p in presets if p.cost(key) is not None and (p.cost(key) or 0) > 0),
         key=lambda p: p.cost(key) or 0.0,
     )
-    return FrontView(key, title, fronts, infeasible, tuple(placed))
+    return FrontView(
+        key, title, fronts, infeasible, tuple(placed), _placed_published(published, key)
+    )
 
 
 def _front_data(
@@ -276,9 +347,12 @@ def _front_data(
     cache: _FrontCache,
     presets: Sequence[PresetPoint],
     preset_notes: Sequence[str],
+    published: Sequence[PublishedResult],
 ) -> FrontData:
     """The views with an eligible trial (``COST_AXES`` order) and the figure's notes."""
-    views = [_front_view(results, cache, key, title, presets) for key, title in COST_AXES]
+    views = [
+        _front_view(results, cache, key, title, presets, published) for key, title in COST_AXES
+    ]
     views = [v for v in views if v.fronts.eligible]
     notes = list(preset_notes)
     if not views:
@@ -411,6 +485,38 @@ def _status_table(results: Results) -> StatusTable:
     )
 
 
+def _sweep_test(acc: str, family: str | None, rows: Sequence[Row]) -> SweepTest | None:
+    """The best test accuracy of ``rows`` (front-eligible) and the best-``acc`` trial's; None
+    when none records a test accuracy."""
+    tested = [r for r in rows if math.isfinite(as_float(r.get("test_accuracy")))]
+    if not tested:
+        return None
+    best = max(tested, key=lambda r: as_float(r.get("test_accuracy")))
+    selected = max(tested, key=lambda r: as_float(r.get(acc)))
+    return SweepTest(family, len(tested), best, selected)
+
+
+def _published(results: Results, fronts: pareto.Fronts) -> PublishedData | None:
+    """The dataset's published table (best first) and this sweep's test accuracy, overall and
+    per family; None when the dataset has no table."""
+    dataset = results.dataset
+    rows = published_results(dataset)
+    if not rows:
+        return None
+    eligible = fronts.eligible
+    groups: list[tuple[str | None, Sequence[Row]]] = [(None, eligible)]
+    groups += [(f, [r for r in eligible if str(r.get("family")) == f]) for f in results.families]
+    sweep = [_sweep_test(results.accuracy_key, f, rs) for f, rs in groups]
+    facts = DATASET_FACTS.get(dataset)
+    return PublishedData(
+        dataset,
+        facts.title if facts and facts.title else dataset,
+        published_source(dataset),
+        tuple(sorted(rows, key=lambda r: -r.test_accuracy)),
+        tuple(s for s in sweep if s is not None),
+    )
+
+
 def _which(
     results: Results, front: FrontData, dimensions: Mapping[str, Sequence[str]]
 ) -> dict[str, WhichFamily]:
@@ -445,7 +551,8 @@ def compute_report_data(
     eligible = {
         f: [r for r in fronts.eligible if str(r.get("family")) == f] for f in results.families
     }
-    front = _front_data(results, cache, presets, preset_notes)
+    published = _published(results, fronts)
+    front = _front_data(results, cache, presets, preset_notes, published.rows if published else ())
     return ReportData(
         results=results,
         families=results.families,
@@ -459,4 +566,5 @@ def compute_report_data(
         importance={f: family_importance(results, f, rows) for f, rows in eligible.items()},
         status=_status_table(results),
         which=_which(results, front, dimensions),
+        published=published,
     )

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from models import FAMILIES
+from search.data.facts import describe_dataset
 from search.pareto import as_float
 
 __all__ = [
@@ -102,8 +103,9 @@ def esc(value: Any) -> str:
 
 
 def dataset_text(dataset: Any) -> str:
-    """``{"name": "digits", "image_size": 16, ...}`` -> ``digits (16x16)``; strings as given."""
+    """An experiment's ``dataset`` section -> ``Fashion-MNIST at 14x14, 10,000 training images
+    (a stratified subset), 6,000 val`` (:func:`search.data.facts.describe_dataset`); strings as
+    given."""
     if isinstance(dataset, Mapping):
-        size = dataset.get("image_size")
-        return f"{dataset.get('name', 'n/a')}" + (f" ({size}x{size})" if size else "")
+        return describe_dataset(dataset)
     return "n/a" if dataset is None else str(dataset)

@@ -59,6 +59,13 @@ class Results:
         return family_sort({str(r.get("family")) for r in self.rows})
 
     @property
+    def dataset(self) -> str:
+        """The experiment's dataset name (its ``dataset`` section's ``name``; "" if none)."""
+        section = self.experiment.get("dataset")
+        name = section.get("name") if isinstance(section, Mapping) else section
+        return "" if name is None else str(name)
+
+    @property
     def accuracy_key(self) -> str:
         """The first "max" objective (the accuracy the front is drawn against)."""
         return next((o.name for o in self.objectives if o.direction == "max"), "val_accuracy")

@@ -15,13 +15,20 @@ from plotly.offline import get_plotlyjs
 from .data import ReportData
 from .figures import FAMILY_FIGURES, family_figure_key, notes
 from .format import esc
-from .tables import front_table_html, matched_cost_html, status_html, summary_html
+from .tables import (
+    front_table_html,
+    matched_cost_html,
+    published_html,
+    status_html,
+    summary_html,
+)
 from .which import which_html, which_sections
 
-__all__ = ["SECTIONS", "figure_html", "render_page", "static_text"]
+__all__ = ["PUBLISHED_SECTION", "SECTIONS", "figure_html", "render_page", "static_text"]
 
-#: The page's sections: id and heading, in order; the "Which <family>" sections (one per
-#: family in ``data.which``) come after "matched-cost".
+#: The page's sections: id and heading, in order; after "matched-cost" come
+#: :data:`PUBLISHED_SECTION` (when the dataset has a published table) and the "Which
+#: <family>" sections (one per family in ``data.which``).
 SECTIONS: tuple[tuple[str, str], ...] = (
     ("summary", "Summary"),
     ("front", "Pareto front"),
@@ -33,12 +40,31 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("trial-status", "Failed, stopped and infeasible trials"),
 )
 
+#: The published results' section, on the page when ``data.published`` is set.
+PUBLISHED_SECTION = ("published", "Published results")
+
 _FRONT_INTRO = (
     "<p>Each dot is a measured trial; the step lines are each family's front and the "
     "black line the overall front. Hover for the config; the menu at the top right "
     "switches the cost axis. Stars are the seed examples' presets at their estimated "
     "cost.</p>"
 )
+
+
+def _front_intro(data: ReportData) -> str:
+    """The front's explanation, and what the published markers are when they are drawn."""
+    placed = [v for v in data.front.views if v.published]
+    if data.published is None or not placed:
+        return _FRONT_INTRO
+    views = " and ".join(v.title for v in placed)
+    return _FRONT_INTRO + (
+        f"<p>Grey diamonds on the {esc(views)} view are results published for "
+        f"{esc(data.published.title)} (the rows of the table under "
+        f'<a href="#{PUBLISHED_SECTION[0]}">{PUBLISHED_SECTION[1]}</a> that give a count). '
+        f"Their height is <b>test</b> accuracy on the official test set, as submitted, while "
+        f"the trials' is {esc(data.accuracy_key)}: a reference, not a like-for-like "
+        f"comparison.</p>"
+    )
 
 
 def static_text(name: str) -> str:
@@ -73,9 +99,11 @@ def _families_html(data: ReportData, figures: Mapping[str, go.Figure]) -> str:
 
 
 def _sections(data: ReportData) -> tuple[tuple[str, str], ...]:
-    """The page's sections in order: :data:`SECTIONS`, the "Which" ones after matched cost."""
+    """The page's sections in order: :data:`SECTIONS`, with the published and the "Which"
+    ones after matched cost."""
     at = [sid for sid, _ in SECTIONS].index("matched-cost") + 1
-    return (*SECTIONS[:at], *which_sections(data), *SECTIONS[at:])
+    published = (PUBLISHED_SECTION,) if data.published is not None else ()
+    return (*SECTIONS[:at], *published, *which_sections(data), *SECTIONS[at:])
 
 
 def _section_bodies(data: ReportData, figures: Mapping[str, go.Figure]) -> dict[str, str]:
@@ -88,8 +116,9 @@ def _section_bodies(data: ReportData, figures: Mapping[str, go.Figure]) -> dict[
     return {
         **which,
         "summary": summary_html(data),
-        "front": _FRONT_INTRO + figure_html(figures["front"], _div("front")),
+        "front": _front_intro(data) + figure_html(figures["front"], _div("front")),
         "matched-cost": matched_cost_html(data),
+        PUBLISHED_SECTION[0]: published_html(data),
         "front-table": front_table_html(data),
         "hypervolume": figure_html(figures["hypervolume"], _div("hypervolume")),
         "learning-curves": figure_html(figures["learning_curves"], _div("learning_curves")),

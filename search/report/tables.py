@@ -1,4 +1,5 @@
-"""The report's HTML text and tables: summary, matched cost, front members, trial status.
+"""The report's HTML text and tables: summary, matched cost, published results, front members,
+trial status.
 
 Each function writes one section's HTML from a :class:`~search.report.data.ReportData`.
 """
@@ -11,13 +12,37 @@ from typing import Any
 
 import yaml
 
+from search.data.published import PublishedResult
 from search.pareto import as_float
 
-from .data import STATUS_COLUMNS, FrontMember, MatchedCost, ReportData, StatusTable
+from .data import (
+    STATUS_COLUMNS,
+    FrontMember,
+    MatchedCost,
+    PublishedData,
+    ReportData,
+    StatusTable,
+    SweepTest,
+)
 from .format import colour, cost_text, dataset_text, esc, pct, si
 from .inputs import config
 
-__all__ = ["config_boxes", "front_table_html", "matched_cost_html", "status_html", "summary_html"]
+__all__ = [
+    "config_boxes",
+    "front_table_html",
+    "matched_cost_html",
+    "published_html",
+    "status_html",
+    "summary_html",
+]
+
+#: A sortable table's cell: the value it sorts by, its HTML, its class.
+Cell = tuple[Any, str, str]
+
+
+def _sortable_cells(cells: list[Cell]) -> str:
+    """``<td>`` cells, each with the ``data-value`` a sortable table sorts by."""
+    return "".join(f'<td class="{cls}" data-value="{esc(v)}">{text}</td>' for v, text, cls in cells)
 
 
 def summary_html(data: ReportData) -> str:
@@ -75,10 +100,78 @@ def matched_cost_html(data: ReportData) -> str:
     )
 
 
+def _test_cell(row: Mapping[str, Any]) -> str:
+    """A trial's test accuracy and its id."""
+    return (
+        f'<td class="num">{pct(row.get("test_accuracy"))} '
+        f'<span class="muted">({esc(row.get("trial_id"))})</span></td>'
+    )
+
+
+def _sweep_table(pub: PublishedData, acc: str) -> str:
+    """This sweep's test accuracy overall and per family: the best, and the best-``acc``
+    trial's."""
+    if not pub.sweep:
+        return "<p class='muted'>No COMPLETE trial of this sweep records a test accuracy.</p>"
+
+    def row(t: SweepTest) -> str:
+        name = "all families" if t.family is None else t.family
+        return (
+            f'<tr><td>{esc(name)}</td><td class="num">{t.n_trials}</td>'
+            f"{_test_cell(t.best)}{_test_cell(t.selected)}</tr>"
+        )
+
+    heads = ("family", "COMPLETE trials with a test accuracy", "best test accuracy",
+             f"test accuracy of the best-{acc} trial")  # fmt: skip
+    head = "".join(f"<th>{esc(h)}</th>" for h in heads)
+    return (
+        f'<table id="published-sweep"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(row(t) for t in pub.sweep)}</tbody></table>"
+    )
+
+
+def _published_cells(r: PublishedResult) -> list[Cell]:
+    """A published result's cells: model, params ("-" when not given), test accuracy,
+    preprocessing, submitter."""
+    no_count = r.params is None
+    return [
+        (r.model, esc(r.model), ""),
+        ("" if no_count else r.params, "-" if no_count else si(r.params), "num"),
+        (r.test_accuracy, pct(r.test_accuracy), "num"),
+        (r.preprocessing, esc(r.preprocessing), ""),
+        (r.submitter, esc(r.submitter), ""),
+    ]
+
+
+def published_html(data: ReportData) -> str:
+    """The dataset's published results, with their source, beside this sweep's test accuracy."""
+    pub = data.published
+    if pub is None:
+        return "<p class='muted'>No published results table for this dataset.</p>"
+    acc = data.accuracy_key
+    heads = ("model", "params", "test accuracy", "preprocessing", "submitter")
+    head = "".join(f"<th>{esc(h)}</th>" for h in heads)
+    dataset = dataset_text(data.results.experiment.get("dataset"))
+    rows = "".join(f"<tr>{_sortable_cells(_published_cells(r))}</tr>" for r in pub.rows)
+    return (
+        f"<p>The results published for <b>{esc(pub.title)}</b>, as submitted (not rerun "
+        f"here), each with its submitter's own training and preprocessing: <b>test</b> "
+        f"accuracy on the dataset's official test set. Source: {esc(pub.source)}</p>"
+        f"<p>Rows that give a parameter count are drawn on the Pareto front's parameters view "
+        f"as grey diamonds; their height is test accuracy, the trials' is {esc(acc)}.</p>"
+        f"<p>This sweep ({esc(dataset)}) on the same test images: the best test accuracy is "
+        f"picked on the test set itself (an upper bound); the best-{esc(acc)} trial's test "
+        f"accuracy is the fair one to compare.</p>"
+        f"{_sweep_table(pub, acc)}"
+        f'<table class="sortable" id="published-table"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{rows}</tbody></table>"
+    )
+
+
 def _member_cells(member: FrontMember, acc: str) -> str:
     """A member's cells, each with the ``data-value`` the table sorts by."""
     row, fam = member.row, member.family
-    cells: list[tuple[Any, str, str]] = [
+    cells: list[Cell] = [
         (row.get("trial_id"), esc(row.get("trial_id")), ""),
         (fam, f'<span class="swatch" style="background:{colour(fam)}"></span>{esc(fam)}', ""),
         (int(member.overall), "yes" if member.overall else "", ""),
@@ -89,7 +182,7 @@ def _member_cells(member: FrontMember, acc: str) -> str:
         (row.get("epochs_run"), esc(row.get("epochs_run")), "num"),
         (row.get("status"), esc(row.get("status")), ""),
     ]
-    return "".join(f'<td class="{cls}" data-value="{esc(v)}">{text}</td>' for v, text, cls in cells)
+    return _sortable_cells(cells)
 
 
 def config_boxes(cfg: Mapping[str, Any], uid: str, extra: Mapping[str, str] | None = None) -> str:

@@ -80,6 +80,7 @@ def load_experiment_data(exp: Experiment) -> DatasetSplits:
         data_dir=exp.dataset.data_dir,
         download=exp.dataset.download,
         val_fraction=exp.dataset.val_fraction,
+        train_subset=exp.dataset.train_subset,
         seed=exp.seed,
         **exp.dataset.synthetic,
     )

@@ -23,6 +23,7 @@ import pytest
 import search
 from cluster import auth, jobs
 from cluster.local import LocalCluster
+from search.data.fashion import DEBIAN_FOLDER
 from search.errors import UserError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -166,6 +167,36 @@ def test_wait_nodes_helper_of_the_slurm_template(
 
 
 # ---- paretotune submit smoke --wait, end to end ---------------------------------------------
+def _submit_wait(
+    ray_head: LocalCluster, client_env: ClientEnv, tmp_path: Path, preset: str, *sets: str
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """``paretotune submit PRESET --wait`` (``sets``: ``KEY=VALUE`` overrides) to ``ray_head``:
+    the finished process and the results folder, the exit code checked."""
+    out = tmp_path / f"{preset}-out"
+    overrides = [arg for kv in sets for arg in ("--set", kv)]
+    result = subprocess.run(
+        [
+            *PARETOTUNE,
+            "submit",
+            preset,
+            "--address",
+            ray_head.dashboard_url,
+            "--output",
+            str(out),
+            "--no-pip",
+            "--wait",
+            *overrides,
+        ],
+        env=client_env(ray_head),
+        capture_output=True,
+        text=True,
+        timeout=1500,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return result, out
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
 @pytest.mark.skipif(not hasattr(search, "run"), reason="needs the sweep engine (search.run)")
@@ -177,26 +208,7 @@ def test_submit_smoke_wait_completes(
     ``--no-pip``: this head's Python is the project's virtualenv, which already has every
     requirement, and Ray would clone that whole environment to install them again.
     """
-    out = tmp_path / "smoke-out"
-    result = subprocess.run(
-        [
-            *PARETOTUNE,
-            "submit",
-            "smoke",
-            "--address",
-            ray_head.dashboard_url,
-            "--output",
-            str(out),
-            "--no-pip",
-            "--wait",
-        ],
-        env=client_env(ray_head),
-        capture_output=True,
-        text=True,
-        timeout=1500,
-        cwd=tmp_path,
-    )
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    result, out = _submit_wait(ray_head, client_env, tmp_path, "smoke")
     job_id = result.stdout.splitlines()[0].strip()
     assert job_id.startswith("paretotune-smoke-")
     _no_secret(ray_head.token, result.stdout, result.stderr)
@@ -214,6 +226,31 @@ def test_submit_smoke_wait_completes(
     for path in out.rglob("*"):
         if path.is_file() and path.suffix in (".yaml", ".json", ".csv", ".html", ".txt", ".log"):
             assert ray_head.token not in path.read_text(errors="replace"), path
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+@pytest.mark.skipif(
+    not (DEBIAN_FOLDER / "t10k-labels-idx1-ubyte.gz").is_file(),
+    reason="Debian's dataset-fashion-mnist is not installed "
+    "(apt-get install dataset-fashion-mnist)",
+)
+def test_submit_fashion_reads_the_heads_package_folder(
+    ray_head: LocalCluster, client_env: ClientEnv, tmp_path: Path
+) -> None:
+    """``paretotune submit fashion`` (made tiny by overrides): the driver, on the head, reads
+    Fashion-MNIST from the Debian package folder and every trial trains and tests on it."""
+    tiny = ("families=[mixer, fnet]", "num_trials=2", "epochs=1", "dataset.train_subset=300")
+    result, out = _submit_wait(ray_head, client_env, tmp_path, "fashion", *tiny)
+    _no_secret(ray_head.token, result.stdout, result.stderr)
+    data = json.loads((out / "trials.json").read_text())
+    assert data["experiment"]["dataset"]["name"] == "fashion_mnist"
+    assert data["experiment"]["dataset"]["train_subset"] == 300
+    trials = data["trials"]
+    assert len(trials) == 2 and {t["family"] for t in trials} == {"mixer", "fnet"}
+    for t in trials:
+        assert t["status"] == "COMPLETE", t.get("failure_reason")
+        assert 0.0 <= t["test_accuracy"] <= 1.0
 
 
 # ---- two nodes: a trial survives the loss of its node ----------------------------------------

@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 
 from search.pareto import Front, as_float
 
-from ..data import FrontView, ReportData
+from ..data import FrontView, PublishedPoint, ReportData
 from ..format import colour, cost_text, esc, pct
 from ..inputs import PresetPoint
 from .common import HOVER, trial_hover, with_notes
@@ -131,8 +131,45 @@ def _preset_trace(view: FrontView, group: Sequence[PresetPoint], reported: bool)
     )
 
 
+#: The legend name of the published results: their y is test accuracy, not the trials' one.
+_PUBLISHED_NAME = "published (test accuracy)"
+
+
+def _published_hover(p: PublishedPoint, key: str) -> str:
+    """A published row's hover text: model, test accuracy, cost, preprocessing, submitter."""
+    r = p.result
+    return (
+        f"<b>{esc(r.model)}</b> (published)<br>"
+        f"test accuracy: {pct(r.test_accuracy)} on the official test set,<br>"
+        f"not this sweep's validation set<br>"
+        f"{esc(key)}: {esc(cost_text(key, p.cost))}<br>"
+        f"preprocessing: {esc(r.preprocessing)}<br>submitter: {esc(r.submitter)}"
+    )
+
+
+def _published_trace(view: FrontView) -> go.Scatter:
+    """The dataset's published results at their cost and test accuracy: grey diamonds."""
+    key, pts = view.cost_key, view.published
+    return go.Scatter(
+        x=[p.cost for p in pts],
+        y=[p.result.test_accuracy for p in pts],
+        mode="markers",
+        name=_PUBLISHED_NAME,
+        marker={
+            "symbol": "diamond",
+            "size": 11,
+            "color": "#7f7f7f",
+            "line": {"width": 1, "color": "black"},
+        },
+        hovertext=[_published_hover(p, key) for p in pts],
+        hovertemplate="%{hovertext}<extra></extra>",
+        meta={"view": key, "kind": "published", "family": None},
+    )
+
+
 def _view_traces(view: FrontView, acc: str) -> list[go.Scatter]:
-    """One view's traces: points, family fronts, overall front, infeasible trials, presets."""
+    """One view's traces: points, family fronts, overall front, infeasible trials, presets,
+    published results."""
     traces = [_points_trace(view, f, acc) for f in view.families]
     traces += [_family_front_trace(view, f, acc) for f in view.families]
     traces.append(_overall_front_trace(view, acc))
@@ -142,6 +179,8 @@ def _view_traces(view: FrontView, acc: str) -> list[go.Scatter]:
         group = [p for p in view.presets if (p.reported_top1 is not None) == reported]
         if group:
             traces.append(_preset_trace(view, group, reported))
+    if view.published:
+        traces.append(_published_trace(view))
     return traces
 
 

@@ -119,3 +119,41 @@ def write_pngs(folder: Path, classes: dict[str, int], seed: int = 0) -> None:
                 img = img.convert("L")  # a grayscale file becomes RGB
             img.save(folder / name / f"{i}.png")
         (folder / name / "notes.txt").write_text("not an image")
+
+
+FASHION_NAMES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """``array`` (uint8) as an IDX file: magic 0x08 0x<ndim>, big-endian dims, the bytes."""
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(struct.pack(">I", d) for d in array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+def write_fashion(
+    folder: Path, n_train: int = 40, n_test: int = 20, *, gz: bool = True, seed: int = 0
+) -> dict[str, np.ndarray]:
+    """Fashion-MNIST's four IDX files (28x28, labels cycling through the 10 classes) in
+    ``folder``, gzipped as Debian ships them unless ``gz`` is false; returns the arrays."""
+    import gzip
+
+    rng = np.random.default_rng(seed)
+    arrays = {
+        FASHION_NAMES[0]: rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+        FASHION_NAMES[1]: (np.arange(n_train) % 10).astype(np.uint8),
+        FASHION_NAMES[2]: rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+        FASHION_NAMES[3]: (np.arange(n_test) % 10).astype(np.uint8),
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, array in arrays.items():
+        raw = idx_bytes(array)
+        if gz:
+            (folder / f"{name}.gz").write_bytes(gzip.compress(raw))
+        else:
+            (folder / name).write_bytes(raw)
+    return arrays

@@ -8,11 +8,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from _data_helpers import SYN, write_cifar10, write_cifar100, write_pngs
+from _data_helpers import SYN, write_cifar10, write_cifar100, write_fashion, write_pngs
 
 from search.data import load_dataset
 from search.data.facts import (
     AUGMENT_POLICIES,
+    DATA_DIR_REQUIRED,
     DATASET_FACTS,
     DATASETS,
     DOWNLOADABLE_DATASETS,
@@ -31,8 +32,10 @@ def test_every_dataset_name_comes_from_the_table() -> None:
     assert DATASETS == tuple(DATASET_FACTS) == typing.get_args(DatasetName)
     assert all(facts.name == name for name, facts in DATASET_FACTS.items())
     assert FOLDER_DATASETS == tuple(n for n in DATASETS if DATASET_FACTS[n].reads_folder)
-    assert FOLDER_DATASETS == ("cifar10", "cifar100", "imagefolder")
-    assert DOWNLOADABLE_DATASETS == ("cifar10", "cifar100")
+    assert FOLDER_DATASETS == ("fashion_mnist", "cifar10", "cifar100", "imagefolder")
+    assert DOWNLOADABLE_DATASETS == ("fashion_mnist", "cifar10", "cifar100")
+    # a folder dataset with a system folder (Debian's package) needs no data_dir
+    assert DATA_DIR_REQUIRED == ("cifar10", "cifar100", "imagefolder")
     assert set(DOWNLOADABLE_DATASETS) <= set(FOLDER_DATASETS)  # a download lands in data_dir
     assert all(facts.augment in AUGMENT_POLICIES for facts in DATASET_FACTS.values())
     with pytest.raises(TypeError):
@@ -41,6 +44,7 @@ def test_every_dataset_name_comes_from_the_table() -> None:
 
 #: Writes a small copy of a folder dataset into the given folder.
 _WRITERS: dict[str, Callable[[Path], object]] = {
+    "fashion_mnist": write_fashion,
     "cifar10": write_cifar10,
     "cifar100": write_cifar100,
     "imagefolder": lambda root: write_pngs(root, {"a": 6, "b": 6, "c": 6}),
@@ -106,3 +110,17 @@ def test_default_augment_per_dataset() -> None:
     with pytest.raises(ValueError) as info:
         default_augment("mnist")
     assert "'mnist'" in str(info.value) and all(name in str(info.value) for name in DATASETS)
+
+
+def test_describe_dataset_names_the_data_budget() -> None:
+    from search.data.facts import describe_dataset
+
+    fashion = {"name": "fashion_mnist", "image_size": 14, "val_fraction": 0.1}
+    assert describe_dataset({**fashion, "train_subset": 10_000}) == (
+        "Fashion-MNIST at 14x14, 10,000 training images (a stratified subset), 6,000 val"
+    )
+    assert describe_dataset(fashion) == "Fashion-MNIST at 14x14, 54,000 training images, 6,000 val"
+    digits = {"name": "digits", "image_size": 8, "val_fraction": 0.15}
+    assert describe_dataset(digits) == "digits at 8x8, 1,222 training images, 216 val"
+    # counts unknown before the data are read: only what is known
+    assert describe_dataset({"name": "synthetic", "image_size": 8}) == "synthetic at 8x8"

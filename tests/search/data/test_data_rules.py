@@ -39,7 +39,9 @@ def test_only_the_downloadable_datasets_download() -> None:
         assert check_dataset_fields(name, **fields) == {}
     with pytest.raises(UserError) as info:
         check_dataset_fields("imagefolder", **fields)
-    assert str(info.value).startswith("dataset.download=true: only cifar10 and cifar100 download")
+    assert str(info.value).startswith(
+        "dataset.download=true: only fashion_mnist, cifar10, cifar100 download"
+    )
 
 
 def test_load_memory_limit() -> None:

@@ -48,6 +48,7 @@ from search.experiment import load_experiment
             "training.anytime=true: needs perceiver.share_weights=[true] in the space",
         ),
         ("training.anytime_loss=mean", "training.anytime_loss='mean': not allowed; allowed: all"),
+        ("dataset.train_subset=3", "dataset.train_subset=3: must be a whole number of at least 4"),
     ],
 )
 def test_bad_values_name_field_value_and_allowed(override: str, message: str) -> None:
@@ -102,3 +103,28 @@ def test_bad_augment_and_allocation_name_the_allowed_values() -> None:
         load_experiment("smoke", ["training.augment=mixup"])
     with pytest.raises(UserError, match="family_allocation='fair': not allowed; allowed: equal"):
         load_experiment("smoke", ["family_allocation=fair"])
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["dataset.image_size=32"], "dataset.image_size=32: fashion_mnist is stored at 28x28"),
+        (["dataset.train_subset=60000"], "fashion_mnist has 54000 training images after"),
+        (
+            ["dataset.train_subset=9"],
+            "dataset.train_subset=9: must be a whole number of at least 10",
+        ),
+        (
+            ["dataset.name=digits", "dataset.image_size=8", "dataset.train_subset=1300"],
+            "dataset.train_subset=1300: digits has 1294 training images after "
+            "dataset.val_fraction=0.1",
+        ),
+    ],
+)
+def test_fashion_fidelity_refused_at_load(overrides: list[str], message: str) -> None:
+    base = ["dataset.name=fashion_mnist", "dataset.image_size=14", "dataset.val_fraction=0.1"]
+    with pytest.raises(UserError) as err:
+        load_experiment("smoke", [*base, *overrides])
+    assert message in str(err.value) and "\n" not in str(err.value)
+    exp = load_experiment("smoke", [*base, "dataset.train_subset=10000"])
+    assert exp.dataset.train_subset == 10_000 and exp.dataset.data_dir is None

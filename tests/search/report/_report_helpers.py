@@ -35,6 +35,19 @@ def fixture_generator() -> ModuleType:
     return module
 
 
+def fixture_trials() -> dict[str, Any]:
+    """The fixture's ``trials.json``, parsed (a fresh copy to edit)."""
+    doc: dict[str, Any] = json.loads((FIXTURE / "trials.json").read_text(encoding="utf-8"))
+    return doc
+
+
+def write_trials(directory: Path, doc: dict[str, Any]) -> Path:
+    """``doc`` written as ``directory/trials.json``: a results directory the report reads."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "trials.json").write_text(json.dumps(doc), encoding="utf-8")
+    return directory
+
+
 def chromium() -> str | None:
     for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
         path = shutil.which(name)

@@ -3,13 +3,20 @@ are its fronts), in the figure objects and in the JSON embedded in report.html."
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 import plotly.graph_objects as go
 import pytest
-from _report_helpers import FAMILIES, FIXTURE, by_kind, embedded_traces, fixture_generator
+from _report_helpers import (
+    FAMILIES,
+    FIXTURE,
+    by_kind,
+    embedded_traces,
+    fixture_generator,
+    fixture_trials,
+    write_trials,
+)
 
 from search import pareto, report
 from search.report import data as report_data
@@ -200,10 +207,9 @@ def test_importance_reads_the_optuna_study(tmp_path: Path, results: report.Resul
 
 
 def test_three_objectives(tmp_path: Path) -> None:
-    doc = json.loads((FIXTURE / "trials.json").read_text())
+    doc = fixture_trials()
     doc["objectives"] = {"val_accuracy": "max", "flops": "min", "latency_ms": "min"}
-    (tmp_path / "trials.json").write_text(json.dumps(doc))
-    results = report.load_results(tmp_path)
+    results = report.load_results(write_trials(tmp_path, doc))
     figs = report.build_figures(results, presets=[])
     fr = pareto.fronts(results.rows, results.objectives)
     ref = pareto.default_reference(results.rows, results.objectives)
