@@ -216,7 +216,10 @@ def _check_stop(driver: Driver, code: int, name: str, out: Path) -> list[dict[st
 
 
 def _config(row: dict[str, str]) -> tuple[object, ...]:
-    return (row["family"], *sorted((k, v) for k, v in row.items() if k.startswith("hp.")))
+    """A row's configuration (a table's other families' columns are empty, and an earlier
+    table may not have them)."""
+    hparams = ((k, v) for k, v in row.items() if k.startswith("hp.") and v != "")
+    return (row["family"], *sorted(hparams))
 
 
 def test_ctrl_c_and_sigterm_stop_cleanly_and_resume_completes_the_budget(
