@@ -2,8 +2,11 @@
 sweep the same way.
 
 While :func:`catch_stops` is active, the first of either signal raises :class:`SweepInterrupted`
-in the driver's main thread, wherever it is (a bare KeyboardInterrupt where Ray's compiled code
-re-raises it: :func:`interruption` recovers the stop). The sweep then marks its trials in flight
+in the driver's main thread (a bare KeyboardInterrupt where Ray's compiled code re-raises it:
+:func:`interruption` recovers the stop). Where the driver writes the study, the stop is
+:func:`deferred` to a safe point instead, so no write is cut in half: the end of the block, or
+the end of a step of Tune's loop (:class:`~search.sweep.stopping.StopBetweenSteps` calls
+:func:`raise_pending`). The sweep then marks its trials in flight
 INTERRUPTED (re-queued for ``resume``), writes its tables (each renamed into place whole) and
 stops Ray (``search.sweep.tuner``); the command prints one line naming ``paretotune resume DIR``
 and exits with 128 + the signal's number: 130 for SIGINT, 143 for SIGTERM. A second signal
@@ -29,7 +32,15 @@ from typing import Any
 from search import console
 from search import storage as store
 
-__all__ = ["STOP_SIGNALS", "SweepInterrupted", "catch_stops", "interruption", "rearm"]
+__all__ = [
+    "STOP_SIGNALS",
+    "SweepInterrupted",
+    "catch_stops",
+    "deferred",
+    "interruption",
+    "raise_pending",
+    "rearm",
+]
 
 #: The signals that stop a sweep, handled alike.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -54,11 +65,12 @@ class SweepInterrupted(KeyboardInterrupt):
         name = signal.Signals(self.signum).name
         if self.output is None:
             return f"interrupted by {name} before the first trial; nothing was kept"
-        trials = "1 trial" if self.marked == 1 else f"{self.marked} trials"
-        return (
-            f"interrupted by {name}: {trials} in flight marked INTERRUPTED; continue with "
-            f"`paretotune resume {self.output}`"
-        )
+        if self.marked:
+            trials = "1 trial" if self.marked == 1 else f"{self.marked} trials"
+            marked = f"{trials} in flight marked INTERRUPTED"
+        else:
+            marked = "no trial was in flight"
+        return f"interrupted by {name}: {marked}; continue with `paretotune resume {self.output}`"
 
 
 class _Stops:
@@ -67,7 +79,9 @@ class _Stops:
 
     def __init__(self) -> None:
         self.depth = 0
+        self.deferring = 0
         self.received: int | None = None
+        self.raised = False
         self.output: store.Where | None = None
         self.previous: dict[int, Any] = {}
 
@@ -79,7 +93,28 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
     if _stops.received is not None:
         _force_exit(signum)
     _stops.received = signum
-    raise SweepInterrupted(signum)
+    if not _stops.deferring:
+        raise_pending()
+
+
+def raise_pending() -> None:
+    """Raise the stop a signal asked for, once (nothing when none was received)."""
+    if _stops.received is not None and not _stops.raised:
+        _stops.raised = True
+        raise SweepInterrupted(_stops.received)
+
+
+@contextlib.contextmanager
+def deferred() -> Iterator[None]:
+    """In the block a stop signal is only noted; it is raised at the block's end (or earlier,
+    at a :func:`raise_pending`). A second signal still forces the exit at once."""
+    _stops.deferring += 1
+    try:
+        yield
+    finally:
+        _stops.deferring -= 1
+    if not _stops.deferring:
+        raise_pending()
 
 
 def _force_exit(signum: int) -> None:
@@ -128,7 +163,7 @@ def catch_stops(output: store.Where) -> Iterator[None]:
         yield
         return
     if _stops.depth == 0:
-        _stops.received, _stops.output = None, output
+        _stops.received, _stops.raised, _stops.output = None, False, output
         _stops.previous = {s: signal.getsignal(s) for s in STOP_SIGNALS}
     _stops.depth += 1
     rearm()

@@ -28,7 +28,7 @@ from search.sweep.guards import (
     undo_empty_start,
     write_new,
 )
-from search.sweep.interrupts import SweepInterrupted, catch_stops, interruption
+from search.sweep.interrupts import SweepInterrupted, catch_stops, deferred, interruption
 from search.sweep.preflight import Ready, preflight
 from search.sweep.ray_cluster import RayAddress, ray_connection
 from search.sweep.study import (
@@ -203,41 +203,49 @@ def _nothing_kept(exc: BaseException, undone: bool) -> None:
 def _sweep(
     exp: Experiment, out: store.Where, ready: Ready, *, report: bool, verbose: bool
 ) -> SweepResult:
+    """The sweep into ``out``, its study first. The study is only ever written whole: a stop
+    signal that comes while it is written waits for the end of the write (``deferred``; in
+    Tune's loop, the end of the loop's step)."""
     lock = RunLock(out) if isinstance(out, Path) else contextlib.nullcontext()
     with lock:
-        console.keep_log_in(out)
-        study = open_study(exp)
-        requeue_interrupted(exp, study)  # trials a killed driver left running
-        requeued = count_requeued(study)
-        done = count_trained(study)
-        remaining = exp.num_trials - done
-        _log(
-            verbose,
-            f"study {exp.name!r} at {redact(exp.storage_url())}: "
-            f"{done} trials done, {remaining} to run"
-            + (f" ({requeued} interrupted re-queued)" if requeued else ""),
-        )
-        stop: SweepInterrupted | None = None
+        marked = 0
         try:
-            if remaining > 0:
-                # A new seed per (re)start: a resume must not replay the first run's proposals.
-                seed = exp.seed + len(study.trials)
-                _fit(exp, out, _data(ready), remaining, seed=seed, verbose=verbose)
+            with deferred():
+                console.keep_log_in(out)
+                study = open_study(exp)
+                requeue_interrupted(exp, study)  # trials a killed driver left running
+                requeued = count_requeued(study)
+                done = count_trained(study)
+            remaining = exp.num_trials - done
+            _log(
+                verbose,
+                f"study {exp.name!r} at {redact(exp.storage_url())}: "
+                f"{done} trials done, {remaining} to run"
+                + (f" ({requeued} interrupted re-queued)" if requeued else ""),
+            )
+            try:
+                if remaining > 0:
+                    # A new seed per (re)start: a resume must not replay the first run's
+                    # proposals.
+                    seed = exp.seed + len(study.trials)
+                    with deferred():
+                        _fit(exp, out, _data(ready), remaining, seed=seed, verbose=verbose)
+            finally:
+                # Whatever ended the run (its last trial, a stop signal, an error), the trials
+                # still in flight are marked INTERRUPTED and re-queued, and the tables are
+                # written whole.
+                with deferred():
+                    study = open_study(exp)
+                    marked = requeue_interrupted(exp, study)
+                    export_results(study, out, experiment=exp.to_dict())
+            result = _result(exp, out)
+            if report:
+                _write_report(out, verbose)
+            return result
         except KeyboardInterrupt as exc:
             stop = interruption(exc)
+            stop.output, stop.marked = out, marked
             raise stop from None
-        finally:
-            # Whatever ended the run (its last trial, a stop signal, an error), the trials still
-            # in flight are marked INTERRUPTED and re-queued, and the tables are written whole.
-            study = open_study(exp)
-            marked = requeue_interrupted(exp, study)
-            export_results(study, out, experiment=exp.to_dict())
-            if stop is not None:
-                stop.output, stop.marked = out, marked
-        result = _result(exp, out)
-        if report:
-            _write_report(out, verbose)
-        return result
 
 
 def _fit(
@@ -255,6 +263,7 @@ def _fit(
     from search.sweep.progress import ProgressCallback
     from search.sweep.samplers import make_sampler
     from search.sweep.searcher import BudgetedOptunaSearch
+    from search.sweep.stopping import StopBetweenSteps
     from search.trial import train_trial
     from spaces import joint
 
@@ -309,7 +318,8 @@ def _fit(
             failure_config=tune.FailureConfig(max_failures=res.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             callbacks=[
-                ProgressCallback(searcher, total=num_samples, epochs=exp.epochs, enabled=verbose)
+                ProgressCallback(searcher, total=num_samples, epochs=exp.epochs, enabled=verbose),
+                StopBetweenSteps(),
             ],
             verbose=0,
         ),

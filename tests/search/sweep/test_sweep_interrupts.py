@@ -25,7 +25,7 @@ import psutil
 import pytest
 from _processes import kill_by_pid
 
-from search.sweep.interrupts import SweepInterrupted, catch_stops
+from search.sweep.interrupts import SweepInterrupted, catch_stops, deferred
 
 pytestmark = pytest.mark.slow
 
@@ -59,6 +59,16 @@ def test_a_stop_signal_raises_sweep_interrupted(signum: int, code: int, tmp_path
         in (str(caught.value))
     )
     assert {s: signal.getsignal(s) for s in before} == before  # handlers given back
+
+
+def test_a_stop_while_the_study_is_written_waits_for_the_write_to_end(tmp_path: Path) -> None:
+    written = []
+    with pytest.raises(SweepInterrupted) as caught, catch_stops(tmp_path):
+        with deferred():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.2)  # the handler has run by now: the stop is only noted
+            written.append("the rest of the write")
+    assert written and caught.value.exit_code == 143
 
 
 def test_a_bare_keyboard_interrupt_becomes_the_signal_received(tmp_path: Path) -> None:
