@@ -6,7 +6,8 @@
 - :mod:`~search.sweep.preflight`: every check before the first trial (the run and its dry run);
 - :mod:`~search.sweep.ray_cluster`: the Ray address, resolved once, and the connection;
 - :mod:`~search.sweep.resources`: what a trial asks of Ray against what the cluster offers;
-- :mod:`~search.sweep.interrupts`: SIGINT and SIGTERM, a clean stop either way;
+- :mod:`~search.sweep.interrupts`: SIGINT and SIGTERM, a clean stop either way
+  (:mod:`~search.sweep.stopping`: between two steps of Tune's loop);
 - :mod:`~search.sweep.searcher`, :mod:`~search.sweep.proposer`, :mod:`~search.sweep.samplers`:
   how proposals are made; :mod:`~search.sweep.schedulers`: MO-ASHA;
   :mod:`~search.sweep.progress`: the progress lines.
