@@ -8,6 +8,7 @@ and token through :mod:`cluster.auth` first, so a remote cluster without token a
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from typing import TYPE_CHECKING
 
@@ -108,15 +109,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 def _connect(args: argparse.Namespace) -> tuple[_auth.ClientAuth, JobSubmissionClient]:
     address = args.address or _auth.default_address()
     client_auth = _auth.resolve(address, insecure=args.insecure)
+    _warn(client_auth)
+    return client_auth, _jobs.connect(client_auth)
+
+
+def _warn(client_auth: _auth.ClientAuth, *, dry_run: bool = False) -> None:
+    """The token's warnings, on stderr: sent in plain text, or none sent (``--insecure``; in a
+    dry run, also the refusal the real submit would make)."""
     warning = client_auth.plaintext_warning()
     if warning:
         print(f"paretotune: {warning}", file=sys.stderr)
-    if client_auth.token is None and not client_auth.loopback:
+    if client_auth.token is not None or client_auth.loopback:
+        return
+    if client_auth.insecure:
+        talk = "would talk" if dry_run else "talking"
         print(
-            f"paretotune: warning: --insecure: talking to {client_auth.address} without token auth",
+            f"paretotune: warning: --insecure: {talk} to {client_auth.address} without token auth",
             file=sys.stderr,
         )
-    return client_auth, _jobs.connect(client_auth)
+    elif dry_run:
+        try:
+            _auth.check_policy(client_auth.address, token=None, insecure=False)
+        except _auth.InsecureClusterError as exc:
+            print(f"paretotune: warning: the submit would be refused: {exc}", file=sys.stderr)
 
 
 def _cmd_submit(args: argparse.Namespace) -> int:
@@ -130,8 +145,10 @@ def _cmd_submit(args: argparse.Namespace) -> int:
         loopback=loopback,
         job_id=args.job_id,
     ) as spec:
-        if args.dry_run:
+        if args.dry_run:  # nothing is sent: the token is looked up, the cluster not asked
             print(spec.describe())
+            dry = _auth.resolve(address, insecure=True, probe=False)
+            _warn(dataclasses.replace(dry, insecure=args.insecure), dry_run=True)
             return 0
         args.address = address
         client_auth, client = _connect(args)

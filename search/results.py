@@ -88,6 +88,8 @@ def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
     """One row per trial of the study (see ``docs/architecture.md``), with its history."""
     rows = []
     for t in study.get_trials(deepcopy=False):
+        if t.state == optuna.trial.TrialState.WAITING:
+            continue  # queued (an interrupted trial's configuration): a row once it runs
         a = t.user_attrs
         status = trial_status(t)
         reason = _INTERRUPTED_REASON if status == TrialStatus.INTERRUPTED else ""

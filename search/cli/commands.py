@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from models import FAMILIES
 from search import console, storage
 from search.data.facts import describe_dataset
 from search.errors import UserError
@@ -40,7 +41,12 @@ def register(subparsers: Any) -> None:
         help="override a field, e.g. --set num_trials=8 --set resources.gpus_per_trial=0.25",
     )
     run.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or local)")
-    run.add_argument("--dry-run", action="store_true", help="print the plan and exit")
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the plan, make every check the run makes before its first trial, and exit "
+        "(nothing is written)",
+    )
     run.add_argument("--no-report", action="store_true", help="skip report.html")
     run.set_defaults(func=_run)
 
@@ -65,20 +71,26 @@ def register(subparsers: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from search.sweep import resolve_ray_address, run
+    from search.sweep import preflight, resolve_ray_address, run
 
-    # the address first: its form (a dry run too) and, for a real run, that it answers; the
-    # sweep is handed the resolved address and checks it no second time
-    ray_address = resolve_ray_address(args.address, probe=not args.dry_run)
+    # the address first: its form and that it answers; the sweep (or the dry run's preflight)
+    # is handed the resolved address and checks it no second time
+    ray_address = resolve_ray_address(args.address)
     exp = load_experiment(args.experiment, args.overrides)  # validated here, once
     if args.output is not None:  # checked like the output_dir field ('' is refused, not ignored)
         exp = with_output_dir(exp, args.output)
     args.where = exp.output_location()
     _print_plan(exp, log=not args.debug)
-    if args.dry_run:
-        return 0
     with console.libraries_to_log("run", enabled=not args.debug):
-        result = run(exp, address=ray_address, report=not args.no_report)
+        if args.dry_run:  # the run's own checks, up to its first trial
+            with preflight(exp, ray_address, dry_run=True) as ready:
+                pass
+        else:
+            result = run(exp, address=ray_address, report=not args.no_report)
+    if args.dry_run:
+        later = " (the run downloads the data)" if ready.data is None else ""
+        console.say(f"Preflight: every check passed{later}; nothing was written")
+        return 0
     _print_outcome(result, log=not args.debug)
     return 0
 
@@ -155,7 +167,9 @@ def _reproduce(args: argparse.Namespace) -> int:
 
     find_trial(trials["trials"], args.trial_id, out)  # an unknown id is refused before anything
     print(f"Retraining trial {args.trial_id} of {args.output_dir} ...", flush=True)
-    result = reproduce(out, args.trial_id, experiment=exp, trials=trials)
+    with console.libraries_to_log("reproduce", enabled=not args.debug):
+        console.keep_log_in(out)  # DeepSpeed's and torch's lines: appended to the sweep's log
+        result = reproduce(out, args.trial_id, experiment=exp, trials=trials)
     print(f"trial {result.trial_id} ({result.family}): {json.dumps(result.config)}")
     print(f"  {'metric':<14} {'stored':>12} {'reproduced':>12} {'difference':>12}")
     for metric in COMPARED:
@@ -200,6 +214,9 @@ def _print_plan(exp: Experiment, *, resuming: bool = False, log: bool) -> None:
         lines.append(
             f"  space       {fam}: spaces/{SPACES[fam].__module__.split('.')[-1]}.py{note}"
         )
+    training = {k: v for k, v in exp.space.items() if k.split(".", 1)[0] not in FAMILIES}
+    if training:  # optimizer, adamw.lr / lamb.lr, weight_decay, batch_size...: every family's
+        lines.append(f"  space       training: spaces/common.py (narrowed: {json.dumps(training)})")
     lines.append(f"  output      {exp.output_location()}")
     lines.append(f"  study       {redact(exp.storage_url())}")
     if log:

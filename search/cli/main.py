@@ -11,7 +11,9 @@ Errors are one line on stderr, never a traceback (``--debug``, anywhere on the c
 ``PARETOTUNE_DEBUG=1`` adds it): bad input (``ValueError``, ``UserError``, bad flags) is
 ``paretotune: error: <field or flag>...`` and exit code 2; anything else that goes wrong is
 ``paretotune: error: <Type>: <message> (see <where>...)`` and exit code 1. A handler names
-where to look by setting ``args.where`` (the output directory).
+where to look by setting ``args.where`` (the output directory). A sweep stopped by SIGINT or
+SIGTERM (``search.sweep.interrupts``) prints one line naming ``paretotune resume DIR`` and exits
+with 130 or 143.
 """
 
 from __future__ import annotations
@@ -114,9 +116,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _check_flags(args)
         return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print("paretotune: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # a sweep's stop signal says where to resume (search.sweep)
+        print(f"paretotune: {str(exc) or 'interrupted'}", file=sys.stderr)
+        return int(getattr(exc, "exit_code", 130))
     except ValueError as exc:  # UserError is a ValueError: bad input
         if debug:
             traceback.print_exc()

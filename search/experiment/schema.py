@@ -108,6 +108,19 @@ class Resources:
     # With retries, a trial checkpoints once this many seconds have passed since its last
     # checkpoint (0: every epoch): as often as a retry can use one, never more.
     checkpoint_interval_s: float = 60.0
+    # On a cluster (an address), how long a run waits for the nodes one trial needs (an
+    # autoscaler adding them) before it gives up; a private local Ray is refused at once.
+    wait_for_resources_s: float = 600.0
+
+    def trial_bundles(self) -> tuple[dict[str, float], list[dict[str, float]]]:
+        """What one trial holds in Ray, in Ray's resource names: the Tune trainable's bundle
+        (on one node), and its Ray Train workers' (``cpus_per_trial`` CPUs and one whole GPU or
+        none, each). A one-worker trial has no workers: its trainable trains and holds the
+        resources; with several, the trainable only drives a TorchTrainer and holds ~0.01 CPU."""
+        if self.workers_per_trial > 1:
+            worker = {"CPU": self.cpus_per_trial, **({"GPU": 1.0} if self.gpus_per_trial else {})}
+            return {"CPU": 0.01}, [worker] * self.workers_per_trial
+        return {"CPU": self.cpus_per_trial, "GPU": self.gpus_per_trial}, []
 
 
 @dataclass(frozen=True)

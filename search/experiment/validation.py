@@ -105,6 +105,7 @@ def check_experiment(exp: Experiment) -> None:
     positive("resources.max_failures", res.max_failures, allow_zero=True)
     _in_range("resources.max_failures", res.max_failures, 0, 1000)
     _in_range("resources.checkpoint_interval_s", res.checkpoint_interval_s, 0, 86_400)
+    _in_range("resources.wait_for_resources_s", res.wait_for_resources_s, 0, 86_400)
     _in_range("training.report_interval_s", exp.training.report_interval_s, 0, 86_400)
     check_seed(exp.seed)
     if exp.storage is not None:

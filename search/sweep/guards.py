@@ -181,24 +181,26 @@ def write_new(path: Path, text: str) -> None:
         ) from None
 
 
-def undo_empty_start(exp: Experiment, out: Path) -> None:
+def undo_empty_start(exp: Experiment, out: Path) -> bool:
     """A sweep that stopped before its first trial (bad data, no Ray, Ctrl-C) leaves nothing
-    behind, so running it again is not refused; anything with trials is kept for resume."""
+    behind, so running it again is not refused; anything with trials is kept for resume.
+    True when the start was undone."""
     try:
         if (out / "tune").exists():
-            return
+            return False
         if exp.storage is None:
             db = out / "optuna.db"
             if db.exists():
                 if any(sqlite_studies(db).values()):
-                    return
+                    return False
                 db.unlink()
         elif has_trials(exp):
-            return
+            return False
         (out / "experiment.yaml").unlink(missing_ok=True)
         console.drop_log()
+        return True
     except (OSError, sqlite3.Error, UserError):
-        pass  # leave it: the original error is what the user must see
+        return False  # leave it: the original error is what the user must see
 
 
 class RunLock:

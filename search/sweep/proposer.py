@@ -82,7 +82,9 @@ class Proposer:
     ``space(trial) -> proposal`` is the define-by-run joint space; ``estimate_fn(proposal)``
     the analytic cost (``{}`` for a proposal that cannot be built: it is not judged here and
     fails when trained); ``limits`` maps budget metrics to ceilings (``None``: no ceiling);
-    ``objectives`` are the reported metrics, in the study's order, with their directions.
+    ``objectives`` are the reported metrics, in the study's order, with their directions;
+    ``stop_reason`` why the scheduler stops a trial (a STOPPED row's failure reason names the
+    rung, the epoch it stopped at, and this).
     """
 
     def __init__(
@@ -98,8 +100,10 @@ class Proposer:
         max_attempts: int = 200,
         explore_after: int = 5,
         seed: int | None = None,
+        stop_reason: str = "the scheduler cut it early",
     ) -> None:
         self.study = study
+        self._stop_reason = stop_reason
         self._space = space
         self._objectives = dict(objectives)
         self._estimate = estimate_fn
@@ -240,7 +244,9 @@ class Proposer:
             self.fail(trial, str(reason or "trial ended without reporting all objectives"))
             return status
         if status == TrialStatus.STOPPED:
-            trial.set_user_attr("status", status)
+            epoch = int(result.get("epoch") or 0)
+            where = f"stopped at the epoch-{epoch} rung (of {self._max_epochs} epochs)"
+            self._close(trial, status, f"{where}: {self._stop_reason}")
             self.study.tell(trial, state=TrialState.PRUNED)
             return status
         trial.set_user_attr("status", TrialStatus.COMPLETE)

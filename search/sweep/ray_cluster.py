@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from search.errors import UserError, reason
+from search.sweep.interrupts import rearm
 from search.sweep.study import CONNECT_TIMEOUT_S
 
 __all__ = [
@@ -163,10 +164,11 @@ def _probe_ray(flag: str, shown: str, host: str, port: int) -> None:
 
 
 @contextlib.contextmanager
-def ray_connection(target: RayAddress) -> Iterator[None]:
-    """Connected to the cluster at ``target`` for the block, unless Ray is already initialised
-    in this process or ``target`` is a private local Ray (the sweep starts that itself)."""
-    if target.value is None:
+def ray_connection(target: RayAddress, *, start_local: bool = False) -> Iterator[None]:
+    """Connected to the cluster at ``target`` for the block (and a private local Ray started
+    with ``start_local``), unless Ray is already initialised in this process; what this
+    started is shut down at the end."""
+    if target.value is None and not start_local:
         yield
         return
     import ray
@@ -182,7 +184,8 @@ def ray_connection(target: RayAddress) -> Iterator[None]:
 
 
 def init_ray(target: RayAddress) -> None:
-    """``ray.init`` for ``target`` (resolved already: no second check)."""
+    """``ray.init`` for ``target`` (resolved already: no second check). The stop signals stay
+    the sweep's (``ray.init`` installs its own SIGTERM handler)."""
     import ray
 
     # Trial output (DeepSpeed, Ray Train) stays in the trials' logs; progress lines come from
@@ -200,3 +203,4 @@ def init_ray(target: RayAddress) -> None:
     else:
         # A private local instance; no dashboard unless asked (it would bind a port).
         ray.init(include_dashboard=False, log_to_driver=log_to_driver)
+    rearm()

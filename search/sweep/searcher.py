@@ -41,6 +41,7 @@ class BudgetedOptunaSearch(OptunaSearch):
         families: Sequence[str] | Mapping[str, int] | None = None,
         max_infeasible_in_a_row: int = 200,
         seed: int | None = None,
+        stop_reason: str = "the scheduler cut it early",
         **kwargs: Any,
     ) -> None:
         super().__init__(space=space, metric=metrics, mode=modes, **kwargs)
@@ -55,6 +56,7 @@ class BudgetedOptunaSearch(OptunaSearch):
             families=families,
             max_attempts=max_infeasible_in_a_row,
             seed=seed,
+            stop_reason=stop_reason,
         )
 
     @property

@@ -19,6 +19,7 @@ from search.vocabulary import TrialStatus, study_direction
 
 __all__ = [
     "CONNECT_TIMEOUT_S",
+    "count_requeued",
     "count_trained",
     "has_trials",
     "open_study",
@@ -104,7 +105,8 @@ def count_trained(study: optuna.Study) -> int:
 
 def requeue_interrupted(experiment: Experiment, study: optuna.Study) -> int:
     """Trials left RUNNING by a stopped driver: mark them INTERRUPTED, close them and queue
-    their configuration again.
+    their configuration again; return how many. The driver does this when a stop signal or
+    an error ends it (``search.sweep.tuner``), ``resume`` for a driver that was killed.
 
     The mark is written before the trial is closed (Optuna freezes attributes then), through
     the storage's public API. It covers a trial the driver had only begun to propose when it
@@ -122,6 +124,12 @@ def requeue_interrupted(experiment: Experiment, study: optuna.Study) -> int:
         study.tell(t.number, state=optuna.trial.TrialState.FAIL)
         study.enqueue_trial(dict(t.params), user_attrs={"requeued_from": t.number})
     return len(running)
+
+
+def count_requeued(study: optuna.Study) -> int:
+    """Interrupted trials queued again and waiting for their turn."""
+    waiting = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
+    return sum(1 for t in waiting if "requeued_from" in t.user_attrs)
 
 
 def has_trials(exp: Experiment) -> bool:

@@ -23,16 +23,16 @@ from search.experiment import Experiment, load_experiment, redact, with_output_d
 from search.results import export_results, load_rows, objective_columns
 from search.sweep.guards import (
     RunLock,
-    check_resumable,
-    check_writable_dir,
     refuse_existing_sweep,
-    refuse_existing_uri,
     stored_experiment,
     undo_empty_start,
     write_new,
 )
-from search.sweep.ray_cluster import RayAddress, init_ray, ray_connection, resolve_ray_address
+from search.sweep.interrupts import SweepInterrupted, catch_stops, deferred, interruption
+from search.sweep.preflight import Ready, preflight
+from search.sweep.ray_cluster import RayAddress, ray_connection
 from search.sweep.study import (
+    count_requeued,
     count_trained,
     has_trials,
     open_study,
@@ -48,10 +48,10 @@ if TYPE_CHECKING:
 __all__ = [
     "CostEstimator",
     "SweepResult",
-    "load_experiment_data",
     "make_scheduler",
     "resume",
     "run",
+    "stop_reason",
 ]
 
 
@@ -92,41 +92,26 @@ def run(
 ) -> SweepResult:
     """Run a sweep. ``experiment`` is an Experiment, a preset name, a YAML path or a dict.
 
-    Everything is checked before anything is written: the experiment, the output directory (it
-    must be a folder that can be created and written, holding no sweep: use :func:`resume` to
-    continue one), the storage (it opens; a study of this name in it is adopted) and the Ray
-    address (well formed, answering within :data:`CONNECT_TIMEOUT_S`). So finished results are
-    never overwritten, and a sweep that stops before its first trial leaves nothing behind.
+    Everything is checked before anything is written (:func:`~search.sweep.preflight.preflight`):
+    the experiment, the output directory (it must be a folder that can be created and written,
+    holding no sweep: use :func:`resume` to continue one), the storage (it opens; a study of
+    this name in it is adopted), the Ray address (well formed, answering within
+    :data:`CONNECT_TIMEOUT_S`), the resources a trial needs and the data. So finished results
+    are never overwritten, and a sweep that stops before its first trial leaves nothing behind.
+    SIGINT and SIGTERM stop it cleanly (:mod:`search.sweep.interrupts`).
     """
     exp = load_experiment(experiment, overrides)  # an Experiment comes back as it is
     if output_dir is not None:
         exp = with_output_dir(exp, output_dir)
     where = exp.output_location()
-    if isinstance(where, str):
-        return _run_uri(exp, where, address=address, report=report, verbose=verbose)
-    out = exp.resolved_output_dir()
-    check_writable_dir(out)
-    refuse_existing_sweep(exp, out)
-    ray_address = resolve_ray_address(address)
-    created = [p for p in (out, *out.parents) if not p.exists()]  # leaf first
-    with ray_connection(ray_address):
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UserError(f"output_dir={str(out)!r}: cannot create it ({reason(exc)})") from None
-        try:
-            with RunLock(out):
-                refuse_existing_sweep(exp, out)  # again: no other run can start here now
-                try:
-                    write_new(out / "experiment.yaml", exp.to_yaml())
-                    return _sweep(exp, out, address=ray_address, report=report, verbose=verbose)
-                except BaseException:
-                    undo_empty_start(exp, out)
-                    raise
-        finally:
-            with contextlib.suppress(OSError):
-                for folder in created:
-                    folder.rmdir()  # only if empty: a run that wrote nothing leaves no folder
+    with (
+        catch_stops(where),
+        preflight(exp, address) as ready,
+        ray_connection(ready.address, start_local=True),
+    ):
+        if isinstance(where, str):
+            return _run_uri(exp, where, ready, report=report, verbose=verbose)
+        return _run_local(exp, where, ready, report=report, verbose=verbose)
 
 
 def resume(
@@ -138,14 +123,40 @@ def resume(
     experiment: Experiment | None = None,
 ) -> SweepResult:
     """Continue an interrupted sweep from its output directory (checked first: its
-    ``experiment.yaml``, its study readable and of that name, the Ray address). ``experiment``:
-    the stored experiment when the caller has read it already (:func:`stored_experiment`)."""
+    ``experiment.yaml``, its study readable and of that name, the Ray address, the resources
+    and the data). ``experiment``: the stored experiment when the caller has read it already
+    (:func:`stored_experiment`)."""
     exp = experiment if experiment is not None else stored_experiment(output_dir)
     out = exp.output_location()
-    check_resumable(exp, out)
-    ray_address = resolve_ray_address(address)
-    with ray_connection(ray_address):
-        return _sweep(exp, out, address=ray_address, report=report, verbose=verbose)
+    with (
+        catch_stops(out),
+        preflight(exp, address, resuming=True) as ready,
+        ray_connection(ready.address, start_local=True),
+    ):
+        return _sweep(exp, out, ready, report=report, verbose=verbose)
+
+
+def _run_local(
+    exp: Experiment, out: Path, ready: Ready, *, report: bool, verbose: bool
+) -> SweepResult:
+    created = [p for p in (out, *out.parents) if not p.exists()]  # leaf first
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"output_dir={str(out)!r}: cannot create it ({reason(exc)})") from None
+    try:
+        with RunLock(out):
+            refuse_existing_sweep(exp, out)  # again: no other run can start here now
+            try:
+                write_new(out / "experiment.yaml", exp.to_yaml())
+                return _sweep(exp, out, ready, report=report, verbose=verbose)
+            except BaseException as exc:
+                _nothing_kept(exc, undo_empty_start(exp, out))
+                raise
+    finally:
+        with contextlib.suppress(OSError):
+            for folder in created:
+                folder.rmdir()  # only if empty: a run that wrote nothing leaves no folder
 
 
 # ---- object-store output (s3://bucket/prefix) -------------------------------------------------
@@ -156,74 +167,85 @@ def resume(
 
 
 def _run_uri(
-    exp: Experiment, uri: str, *, address: str | RayAddress | None, report: bool, verbose: bool
+    exp: Experiment, uri: str, ready: Ready, *, report: bool, verbose: bool
 ) -> SweepResult:
-    store.check_bucket(uri)
-    refuse_existing_uri(exp, uri)
-    ray_address = resolve_ray_address(address)
-    with ray_connection(ray_address):
-        try:
-            store.write_text(store.join(uri, "experiment.yaml"), exp.to_yaml())
-        except OSError as exc:
-            raise UserError(
-                f"output_dir={uri!r}: cannot write experiment.yaml ({reason(exc)})"
-            ) from None
-        try:
-            return _sweep(exp, uri, address=ray_address, report=report, verbose=verbose)
-        except BaseException:
-            with contextlib.suppress(OSError, UserError, sqlite3.Error):
-                if not store.exists(store.join(uri, "tune")) and not has_trials(exp):
-                    store.delete(store.join(uri, "experiment.yaml"))
-                    console.drop_log()
-            raise
+    try:
+        store.write_text(store.join(uri, "experiment.yaml"), exp.to_yaml())
+    except OSError as exc:
+        raise UserError(
+            f"output_dir={uri!r}: cannot write experiment.yaml ({reason(exc)})"
+        ) from None
+    try:
+        return _sweep(exp, uri, ready, report=report, verbose=verbose)
+    except BaseException as exc:
+        undone = False
+        with contextlib.suppress(OSError, UserError, sqlite3.Error):
+            if not store.exists(store.join(uri, "tune")) and not has_trials(exp):
+                store.delete(store.join(uri, "experiment.yaml"))
+                console.drop_log()
+                undone = True
+        _nothing_kept(exc, undone)
+        raise
+
+
+def _data(ready: Ready) -> DatasetSplits:
+    if ready.data is None:  # pragma: no cover - only a dry run skips the data
+        raise RuntimeError("a sweep needs its data loaded (the preflight skipped it)")
+    return ready.data
+
+
+def _nothing_kept(exc: BaseException, undone: bool) -> None:
+    """A stop signal's line names ``resume`` only when the run left a sweep to resume."""
+    if undone and isinstance(exc, SweepInterrupted):
+        exc.output = None
 
 
 def _sweep(
-    exp: Experiment, out: store.Where, *, address: RayAddress, report: bool, verbose: bool
+    exp: Experiment, out: store.Where, ready: Ready, *, report: bool, verbose: bool
 ) -> SweepResult:
+    """The sweep into ``out``, its study first. The study is only ever written whole: a stop
+    signal that comes while it is written waits for the end of the write (``deferred``; in
+    Tune's loop, the end of the loop's step)."""
     lock = RunLock(out) if isinstance(out, Path) else contextlib.nullcontext()
     with lock:
-        console.keep_log_in(out)
-        data = load_experiment_data(exp)
-        study = open_study(exp)
-        requeued = requeue_interrupted(exp, study)
-        done = count_trained(study)
-        remaining = exp.num_trials - done
-        _log(
-            verbose,
-            f"study {exp.name!r} at {redact(exp.storage_url())}: "
-            f"{done} trials done, {remaining} to run"
-            + (f" ({requeued} interrupted re-queued)" if requeued else ""),
-        )
+        marked = 0
         try:
-            if remaining > 0:
-                # A new seed per (re)start: a resume must not replay the first run's proposals.
-                seed = exp.seed + len(study.trials)
-                _fit(exp, out, data, remaining, seed=seed, address=address, verbose=verbose)
-        finally:
-            # Whatever happened (Ctrl-C included), what finished is exported.
-            study = open_study(exp)
-            export_results(study, out, experiment=exp.to_dict())
-        result = _result(exp, out)
-        if report:
-            _write_report(out, verbose)
-        return result
-
-
-def load_experiment_data(exp: Experiment) -> DatasetSplits:
-    """The experiment's dataset splits (the same for every trial, and for ``reproduce``)."""
-    from search.data import load_dataset
-
-    return load_dataset(
-        exp.dataset.name,
-        image_size=exp.dataset.image_size,
-        data_dir=exp.dataset.data_dir,
-        download=exp.dataset.download,
-        val_fraction=exp.dataset.val_fraction,
-        train_subset=exp.dataset.train_subset,
-        seed=exp.seed,
-        **exp.dataset.synthetic,
-    )
+            with deferred():
+                console.keep_log_in(out)
+                study = open_study(exp)
+                requeue_interrupted(exp, study)  # trials a killed driver left running
+                requeued = count_requeued(study)
+                done = count_trained(study)
+            remaining = exp.num_trials - done
+            _log(
+                verbose,
+                f"study {exp.name!r} at {redact(exp.storage_url())}: "
+                f"{done} trials done, {remaining} to run"
+                + (f" ({requeued} interrupted re-queued)" if requeued else ""),
+            )
+            try:
+                if remaining > 0:
+                    # A new seed per (re)start: a resume must not replay the first run's
+                    # proposals.
+                    seed = exp.seed + len(study.trials)
+                    with deferred():
+                        _fit(exp, out, _data(ready), remaining, seed=seed, verbose=verbose)
+            finally:
+                # Whatever ended the run (its last trial, a stop signal, an error), the trials
+                # still in flight are marked INTERRUPTED and re-queued, and the tables are
+                # written whole.
+                with deferred():
+                    study = open_study(exp)
+                    marked = requeue_interrupted(exp, study)
+                    export_results(study, out, experiment=exp.to_dict())
+            result = _result(exp, out)
+            if report:
+                _write_report(out, verbose)
+            return result
+        except KeyboardInterrupt as exc:
+            stop = interruption(exc)
+            stop.output, stop.marked = out, marked
+            raise stop from None
 
 
 def _fit(
@@ -233,89 +255,78 @@ def _fit(
     num_samples: int,
     *,
     seed: int,
-    address: RayAddress,
     verbose: bool,
 ) -> None:
-    import ray
+    """The Tune run (Ray is connected already: ``run`` / ``resume``)."""
     from ray import tune
 
     from search.sweep.progress import ProgressCallback
     from search.sweep.samplers import make_sampler
     from search.sweep.searcher import BudgetedOptunaSearch
+    from search.sweep.stopping import StopBetweenSteps
     from search.trial import train_trial
     from spaces import joint
 
     # Per-epoch checkpoints are intended; Tune's warning about frequent snapshots is noise here.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    started_ray = False
-    if not ray.is_initialized():
-        init_ray(address)
-        started_ray = True
-    try:
-        space = joint(
-            exp.families,
-            image_size=data.image_size,
-            in_channels=data.in_channels,
-            overrides=exp.space,
-        )
-        limits = {"flops": exp.budget.max_flops, "params": exp.budget.max_params}
-        storage = study_storage(exp)
-        searcher = BudgetedOptunaSearch(
-            space,
-            metrics=exp.objective_metrics,
-            modes=exp.objective_modes,
-            estimate_fn=CostEstimator(data.image_size, data.in_channels, data.num_classes),
-            limits=limits,
-            max_epochs=exp.epochs,
-            families=exp.family_shares(),
-            sampler=make_sampler(exp.sampler, seed=seed, num_trials=exp.num_trials),
-            seed=seed,
-            study_name=exp.name,
-            storage=storage,
-        )
-        scheduler = make_scheduler(exp)
-        res = exp.resources
-        if res.workers_per_trial > 1:
-            # The trainable only drives a TorchTrainer; its workers hold the real resources.
-            trial_resources: dict[str, float] = {"cpu": 0.01}
-        else:
-            trial_resources = {"cpu": res.cpus_per_trial, "gpu": res.gpus_per_trial}
-        trainable = tune.with_resources(
-            tune.with_parameters(train_trial, experiment=exp, data=data), trial_resources
-        )
-        run_name = _next_run_name(out)
-        storage_path, storage_filesystem = store.tune_storage(out)
-        tuner = tune.Tuner(
-            trainable,
-            tune_config=tune.TuneConfig(
-                search_alg=searcher,
-                scheduler=scheduler,
-                num_samples=num_samples,
-                max_concurrent_trials=res.max_concurrent_trials,
-                # One worker process trains trial after trial: no process start and no
-                # torch/DeepSpeed import per trial (the process group is kept for reuse).
-                reuse_actors=True,
-            ),
-            run_config=tune.RunConfig(
-                name=run_name,
-                storage_path=storage_path,
-                storage_filesystem=storage_filesystem,
-                failure_config=tune.FailureConfig(max_failures=res.max_failures),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-                callbacks=[
-                    ProgressCallback(
-                        searcher, total=num_samples, epochs=exp.epochs, enabled=verbose
-                    )
-                ],
-                verbose=0,
-            ),
-        )
-        _log(verbose, f"Tune experiment: {store.join(out, 'tune', run_name)}")
-        tuner.fit()
-        searcher.finish_errored()
-    finally:
-        if started_ray:
-            ray.shutdown()
+    # Stops are the sweep's (search.sweep.interrupts): Tune's own SIGINT handler would end the
+    # run as if it had finished, its trials left RUNNING.
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+    space = joint(
+        exp.families,
+        image_size=data.image_size,
+        in_channels=data.in_channels,
+        overrides=exp.space,
+    )
+    limits = {"flops": exp.budget.max_flops, "params": exp.budget.max_params}
+    storage = study_storage(exp)
+    searcher = BudgetedOptunaSearch(
+        space,
+        metrics=exp.objective_metrics,
+        modes=exp.objective_modes,
+        estimate_fn=CostEstimator(data.image_size, data.in_channels, data.num_classes),
+        limits=limits,
+        max_epochs=exp.epochs,
+        families=exp.family_shares(),
+        sampler=make_sampler(exp.sampler, seed=seed, num_trials=exp.num_trials),
+        seed=seed,
+        study_name=exp.name,
+        storage=storage,
+        stop_reason=stop_reason(exp),
+    )
+    res = exp.resources
+    trainable = tune.with_resources(
+        tune.with_parameters(train_trial, experiment=exp, data=data), res.trial_bundles()[0]
+    )
+    run_name = _next_run_name(out)
+    storage_path, storage_filesystem = store.tune_storage(out)
+    tuner = tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            search_alg=searcher,
+            scheduler=make_scheduler(exp),
+            num_samples=num_samples,
+            max_concurrent_trials=res.max_concurrent_trials,
+            # One worker process trains trial after trial: no process start and no
+            # torch/DeepSpeed import per trial (the process group is kept for reuse).
+            reuse_actors=True,
+        ),
+        run_config=tune.RunConfig(
+            name=run_name,
+            storage_path=storage_path,
+            storage_filesystem=storage_filesystem,
+            failure_config=tune.FailureConfig(max_failures=res.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            callbacks=[
+                ProgressCallback(searcher, total=num_samples, epochs=exp.epochs, enabled=verbose),
+                StopBetweenSteps(),
+            ],
+            verbose=0,
+        ),
+    )
+    _log(verbose, f"Tune experiment: {store.join(out, 'tune', run_name)}")
+    tuner.fit()
+    searcher.finish_errored()
 
 
 def make_scheduler(exp: Experiment) -> TrialScheduler:
@@ -342,8 +353,24 @@ def make_scheduler(exp: Experiment) -> TrialScheduler:
         max_t=exp.epochs,
         grace_period=grace,
         reduction_factor=eta,
-        # With equal family shares, a trial is ranked against its own family at every rung.
-        group_by="family" if exp.family_allocation == "equal" else None,
+        group_by=_rung_group(exp),
+    )
+
+
+def _rung_group(exp: Experiment) -> str | None:
+    """With equal family shares, MO-ASHA ranks a trial against its own family at every rung."""
+    return "family" if exp.family_allocation == "equal" else None
+
+
+def stop_reason(exp: Experiment) -> str:
+    """Why the experiment's scheduler stops a trial at a rung (a STOPPED row's reason)."""
+    eta = exp.scheduler.reduction_factor
+    if exp.scheduler.name == "asha":
+        return f"ASHA: its val_accuracy was below the best 1/{eta} of the trials measured there"
+    among = " of its family" if _rung_group(exp) else ""
+    return (
+        f"MO-ASHA: neither on the first non-dominated front ({', '.join(exp.objective_metrics)}) "
+        f"nor among the best 1/{eta} of the trials{among} measured there"
     )
 
 

@@ -21,4 +21,10 @@ from search.trial.loop import run_trial, trial_seed
 from search.trial.sessions import TrialSession
 from search.trial.trainable import train_in_process, train_trial
 
-__all__ = ["TrialSession", "run_trial", "train_in_process", "train_trial", "trial_seed"]
+__all__ = [
+    "TrialSession",
+    "run_trial",
+    "train_in_process",
+    "train_trial",
+    "trial_seed",
+]

@@ -111,10 +111,7 @@ def _fit_torch_trainer(
 def _worker_resources(res: Resources) -> dict[str, float]:
     """What each Ray Train worker holds: ``cpus_per_trial`` CPUs, and one whole GPU or none
     (any other GPU count with several workers is refused when the experiment loads)."""
-    per_worker: dict[str, float] = {"CPU": res.cpus_per_trial}
-    if res.gpus_per_trial > 0:
-        per_worker["GPU"] = 1
-    return per_worker
+    return res.trial_bundles()[1][0]
 
 
 def _train_worker(loop_config: dict[str, Any]) -> None:

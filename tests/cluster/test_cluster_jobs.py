@@ -215,9 +215,20 @@ def test_cli_dry_run_sends_nothing(
 ) -> None:
     monkeypatch.setattr(jobs, "connect", lambda *a: pytest.fail("dry run connected"))
     assert _main(["submit", "smoke", "--address", REMOTE, "--output", "/r", "--dry-run"]) == 0
-    out = capsys.readouterr().out
-    assert "entrypoint:  python -m search.cli run smoke --output /r" in out
-    assert "torch" in out
+    captured = capsys.readouterr()
+    assert "entrypoint:  python -m search.cli run smoke --output /r" in captured.out
+    assert "torch" in captured.out
+    # no token for a remote address: the dry run says the submit would be refused
+    (warning,) = captured.err.strip().splitlines()
+    assert warning.startswith("paretotune: warning: the submit would be refused: refusing ")
+    assert "no Ray auth token" in warning and "--insecure" in warning
+    argv = ["submit", "smoke", "--address", REMOTE, "--output", "/r", "--dry-run", "--insecure"]
+    assert _main(argv) == 0
+    (warning,) = capsys.readouterr().err.strip().splitlines()
+    assert warning == f"paretotune: warning: --insecure: would talk to {REMOTE} without token auth"
+    monkeypatch.setenv("RAY_AUTH_TOKEN", "t" * 32)  # a token: nothing to warn about but http
+    assert _main(["submit", "smoke", "--address", REMOTE, "--output", "/r", "--dry-run"]) == 0
+    assert "travels unencrypted" in capsys.readouterr().err
 
 
 def test_paretotune_cli_registers_submit_and_jobs() -> None:

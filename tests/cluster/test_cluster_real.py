@@ -166,6 +166,32 @@ def test_wait_nodes_helper_of_the_slurm_template(
     assert wait(2, 3).returncode == 1  # only the head is there
 
 
+@pytest.mark.parametrize("dry", [False, True], ids=["run", "dry-run"])
+def test_a_cluster_without_the_resources_is_waited_for_then_given_up_on(
+    ray_head: LocalCluster, client_env: ClientEnv, tmp_path: Path, dry: bool
+) -> None:
+    """A GPU sweep on a CPU cluster: the run says what it waits for (an autoscaler could add
+    the node), gives up after resources.wait_for_resources_s in one line, exit 1, nothing kept;
+    the dry run is the same check."""
+    out = tmp_path / "out"
+    argv = ["run", "smoke", "--output", str(out), "--address", ray_head.gcs_address]
+    argv += ["--set", "resources.gpus_per_trial=1", "--set", "resources.wait_for_resources_s=2"]
+    done = subprocess.run(
+        [*PARETOTUNE, *argv, *(["--dry-run"] if dry else [])],
+        env=client_env(ray_head),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 1, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "[paretotune] waiting up to 2 s (resources.wait_for_resources_s)" in done.stdout
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("paretotune: error: ResourcesUnavailable: gave up after 2 s ")
+    assert "resources.gpus_per_trial=1: the cluster's one node has 2 CPUs and no GPU" in line
+    assert not out.exists()
+
+
 # ---- paretotune submit smoke --wait, end to end ---------------------------------------------
 def _submit_wait(
     ray_head: LocalCluster, client_env: ClientEnv, tmp_path: Path, preset: str, *sets: str

@@ -14,10 +14,12 @@ import copy
 import os
 import shlex
 import shutil
+import signal
 import stat
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -135,8 +137,13 @@ def test_kuberay_rayjob_runs_a_sweep_with_token_auth() -> None:
     job = docs["RayJob"]
     assert job["apiVersion"] == "ray.io/v1"
     argv = shlex.split(job["spec"]["entrypoint"])
-    assert argv[:3] == ["paretotune", "run", "/etc/paretotune/experiment.yaml"]
-    assert argv[argv.index("--output") + 1].startswith("/mnt/results/")
+    assert argv[:2] == ["bash", "-c"]
+    _bash_parses(argv[2])
+    # the sweep the first time; a retry (after a preemption) resumes what the volume holds
+    first = "exec paretotune run /etc/paretotune/experiment.yaml --output /mnt/results/cifar10-k8s"
+    assert first in argv[2]
+    assert "if [ -f /mnt/results/cifar10-k8s/experiment.yaml ]" in argv[2]
+    assert "then exec paretotune resume /mnt/results/cifar10-k8s" in argv[2]
     cluster = job["spec"]["rayClusterSpec"]
     assert cluster["rayVersion"] == ray.__version__
     assert cluster["authOptions"] == {"mode": "token", "secretName": "paretotune-ray-token"}
@@ -151,6 +158,17 @@ def test_kuberay_rayjob_runs_a_sweep_with_token_auth() -> None:
         assert "/mnt/results" in mounts  # every node writes trial checkpoints there
         assert container["image"] == containers[0]["image"]
     assert docs["PersistentVolumeClaim"]["spec"]["accessModes"] == ["ReadWriteMany"]
+
+
+def test_kuberay_gives_the_driver_time_to_stop_and_retries_by_resuming() -> None:
+    job = _kuberay()["RayJob"]
+    assert job["spec"]["backoffLimit"] >= 1
+    pod = job["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]
+    assert pod["terminationGracePeriodSeconds"] >= 120
+    command = pod["containers"][0]["lifecycle"]["preStop"]["exec"]["command"]
+    assert command[:2] == ["/bin/sh", "-c"]
+    _bash_parses(command[2])
+    assert "kill -TERM" in command[2] and "paretotune (run|resume)" in command[2]
 
 
 def test_kuberay_holds_no_secret_values() -> None:
@@ -322,6 +340,67 @@ def _is_our_sleep(pid: int, marker: str) -> bool:
     except OSError:
         return False
     return f"CALL_LOG={marker}".encode() in environ.split(b"\0")
+
+
+def test_sbatch_asks_for_time_to_stop() -> None:
+    directives = [line for line in SBATCH.read_text().splitlines() if line.startswith("#SBATCH")]
+    assert "#SBATCH --signal=B:TERM@120" in directives
+
+
+def test_sbatch_resumes_the_sweep_its_output_holds(
+    fake_slurm: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    log, env = fake_slurm
+    out = tmp_path / "results" / "my-sweep"
+    out.mkdir(parents=True)
+    (out / "experiment.yaml").write_text("name: my-sweep\n")
+    env["OUTPUT"] = str(out)
+    assert _run_sbatch(env).returncode == 0
+    sweeps = [c.split(" | ")[0] for c in log.read_text().splitlines() if c.startswith("paretotune")]
+    assert sweeps == [f"paretotune resume {out}"]
+
+
+def test_sbatch_job_array_tasks_share_one_output(
+    fake_slurm: tuple[Path, dict[str, str]],
+) -> None:
+    log, env = fake_slurm
+    del env["OUTPUT"]
+    env.update(SLURM_ARRAY_JOB_ID="4200", SLURM_JOB_ID="4242")
+    assert _run_sbatch(env).returncode == 0
+    sweep = next(c for c in log.read_text().splitlines() if c.startswith("paretotune"))
+    assert sweep.split(" | ")[0].endswith(
+        f"--output {env['SLURM_SUBMIT_DIR']}/results/paretotune-4200"
+    )
+
+
+def test_sbatch_hands_sigterm_to_the_sweep_and_exits_with_its_code(
+    fake_slurm: tuple[Path, dict[str, str]],
+) -> None:
+    """SLURM's --signal=B:TERM goes to the batch script; the driver must get it."""
+    log, env = fake_slurm
+    _stub(
+        log.parent / "bin",
+        "paretotune",
+        'echo "paretotune $* | started" >> "$CALL_LOG"\n'
+        'trap \'kill $!; echo "paretotune got TERM" >> "$CALL_LOG"; exit 143\' TERM\n'
+        "sleep 300 & wait $!\n",
+    )
+    script = subprocess.Popen(
+        ["bash", str(SBATCH)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while "paretotune run" not in (log.read_text() if log.exists() else ""):
+            assert script.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        script.send_signal(signal.SIGTERM)
+        out, _ = script.communicate(timeout=60)
+    finally:
+        if script.poll() is None:
+            script.kill()
+    assert script.returncode == 143
+    assert "paretotune got TERM" in log.read_text()
+    assert "sweep finished with exit code 143" in out
 
 
 def test_sbatch_exits_with_the_sweeps_exit_code(

@@ -17,6 +17,7 @@ subprocess case fails before a sweep would start.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import io
 import json
@@ -721,6 +722,26 @@ CASES: list[Case] = [
         sub=True,
         setup=S(dbdir=lambda p: p.mkdir()),
     ),
+    # ---- resources Ray can never offer on this machine (timed alone: test_sweep_resources.py) -
+    Case(
+        "res-gpus-local",
+        (*RUN, *_set("resources.gpus_per_trial=0.25")),
+        "resources.gpus_per_trial=0.25: this machine's Ray has",
+        sub=True,
+    ),
+    Case(
+        "res-cpus-local",
+        (*RUN, *_set("resources.cpus_per_trial=512")),
+        "resources.cpus_per_trial=512",
+        sub=True,
+    ),
+    Case(
+        "res-workers-local",
+        (*RUN, *_set("resources.workers_per_trial=64")),
+        "resources.workers_per_trial=64",
+        sub=True,
+    ),
+    Case("res-wait-nan", (*SMOKE, *_set("resources.wait_for_resources_s=.nan")), "wait_for"),
     # ---- a failure at run time: exit 1, the cause and where to look ------------------------
     Case(
         "runtime-old-schema",
@@ -739,6 +760,15 @@ CASES: list[Case] = [
         setup=S(**{"old.db": _old_schema}),
         debug=True,
     ),
+]
+
+
+# `run --dry-run` is the run's own preflight: every input a run refuses before its first trial,
+# the dry run refuses too, with the same line and nothing written.
+CASES += [
+    dataclasses.replace(c, id=f"{c.id}-dry", argv=(*c.argv, "--dry-run"))
+    for c in CASES
+    if c.argv[:1] == ("run",) and "--dry-run" not in c.argv and c.code == 2
 ]
 
 

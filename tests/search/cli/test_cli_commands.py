@@ -35,7 +35,15 @@ def test_cli_bad_experiment_file_exit_2_one_line(tmp_path: Path, content: str) -
 
 
 def test_cli_dry_run_prints_plan(tmp_path: Path) -> None:
-    proc = _cli("run", "smoke", "--dry-run", "--output", str(tmp_path / "o"), cwd=tmp_path)
+    narrowed = (
+        "--set",
+        "space.adamw.lr=[1.0e-3, 3.0e-3]",
+        "--set",
+        "space.weight_decay=[1.0e-4, 1.0e-2]",
+    )
+    proc = _cli(
+        "run", "smoke", "--dry-run", "--output", str(tmp_path / "o"), *narrowed, cwd=tmp_path
+    )
     assert proc.returncode == 0, proc.stderr
     for needle in (
         "dataset     synthetic",
@@ -43,8 +51,13 @@ def test_cli_dry_run_prints_plan(tmp_path: Path) -> None:
         "6 x up to 2 epochs",
         "val_accuracy (max), flops (min)",
         str(tmp_path / "o"),
+        # the training ranges every family shares, narrowed (the smoke preset fixes batch_size)
+        'space       training: spaces/common.py (narrowed: {"batch_size": [32], '
+        '"adamw.lr": [0.001, 0.003], "weight_decay": [0.0001, 0.01]})',
+        "Preflight: every check passed; nothing was written",
     ):
         assert needle in proc.stdout
+    assert list(tmp_path.iterdir()) == []  # nothing written
 
 
 def test_run_and_resume_validate_the_experiment_once(
@@ -98,7 +111,9 @@ def test_run_probes_a_remote_ray_address_once(
     argv = ["run", "smoke", "--output", str(tmp_path / "o"), "--no-report"]
     assert main([*argv, "--address", "127.0.0.1:1"]) == 0
     assert probes == [("--address", "127.0.0.1:1", "127.0.0.1", 1)]
-    assert connected == [RayAddress("127.0.0.1:1", "--address")]
+    # connected with the resolved address (the stand-in connects nothing, so the sweep asks
+    # again, as it would for a private local Ray), never probed again
+    assert connected and set(connected) == {RayAddress("127.0.0.1:1", "--address")}
 
 
 def test_report_reads_trials_json_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

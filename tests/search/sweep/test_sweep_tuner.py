@@ -22,6 +22,7 @@ import optuna
 import psutil
 import pytest
 import ray
+from _processes import kill_by_pid
 from _study_files import schema_state
 
 import search
@@ -29,7 +30,7 @@ from models import FAMILIES
 from search.experiment import load_experiment
 from search.results import trial_rows
 from search.sweep import count_trained, open_study
-from search.sweep.study import requeue_interrupted
+from search.sweep.study import count_requeued, requeue_interrupted
 
 pytestmark = pytest.mark.slow
 
@@ -158,6 +159,9 @@ def test_stopped_trials_are_pruned_and_on_no_front(ray_session: None, tmp_path: 
     front_ids = {r["trial_id"] for r in result.front}
     for row in stopped:
         assert row["epochs_run"] < 4
+        # which rung, and why (ASHA here; MO-ASHA names its fronts)
+        assert row["failure_reason"].startswith(f"stopped at the epoch-{row['epochs_run']} rung")
+        assert "ASHA: its val_accuracy was below the best 1/3" in row["failure_reason"]
         assert by_number[row["number"]].state == optuna.trial.TrialState.PRUNED
         assert row["number"] not in best and row["trial_id"] not in front_ids
     assert all(r["status"] == "COMPLETE" for r in result.front)
@@ -179,6 +183,9 @@ def test_reproduce_retrains_a_trial_to_the_same_metrics(smoke_sweep: search.Swee
         timeout=600,
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    # paretotune's lines only: DeepSpeed's and torch's go to the sweep's log
+    assert "DeepSpeed" not in done.stdout + done.stderr and "accelerator" not in done.stdout
+    assert "== paretotune reproduce at " in (smoke_sweep.output_dir / "paretotune.log").read_text()
     line = next(ln for ln in done.stdout.splitlines() if ln.strip().startswith("val_accuracy"))
     stored, again, diff = (float(v) for v in line.split()[1:4])
     assert stored == pytest.approx(row["val_accuracy"], abs=1e-4)
@@ -207,15 +214,6 @@ def _finished(db: Path, name: str) -> dict[int, tuple[float, ...]]:
     }
 
 
-def _kill_tree(procs: list[psutil.Process]) -> None:
-    for p in procs:
-        try:
-            p.kill()
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(procs, timeout=30)
-
-
 def test_resume_marks_trials_its_driver_left_running_interrupted(tmp_path: Path) -> None:
     # A driver killed while proposing leaves a trial with no status; one killed while training
     # leaves one marked RUNNING. Both are re-queued and neither counts against the budget.
@@ -227,7 +225,9 @@ def test_resume_marks_trials_its_driver_left_running_interrupted(tmp_path: Path)
     training.set_user_attr("status", "RUNNING")
     assert requeue_interrupted(exp, study) == 2
     rows = trial_rows(study)
-    assert [r["status"] for r in rows] == ["INTERRUPTED", "INTERRUPTED", "RUNNING", "RUNNING"]
+    # the queued copies are no rows until they run: the tables never say RUNNING
+    assert [r["status"] for r in rows] == ["INTERRUPTED", "INTERRUPTED"]
+    assert count_requeued(study) == 2
     assert count_trained(study) == 0
     waiting = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
     assert [t.user_attrs["requeued_from"] for t in waiting] == [0, 1]
@@ -265,7 +265,7 @@ def test_sigkill_driver_then_resume_loses_nothing(tmp_path: Path) -> None:
         os.kill(driver.pid, signal.SIGKILL)
         driver.wait(timeout=30)
     finally:
-        _kill_tree(tree)  # Ray's helpers outlive a killed driver: stop them by PID
+        kill_by_pid(tree)  # Ray's helpers outlive a killed driver: stop them by PID
         log.close()
     before = _finished(out / "optuna.db", "smoke")
     assert 2 <= len(before) < 6
