@@ -28,6 +28,7 @@ __all__ = [
     "DatasetName",
     "default_augment",
     "describe_dataset",
+    "held_out_count",
     "load_bytes",
     "model_shape",
     "synthetic_bytes",
@@ -239,6 +240,12 @@ def model_shape(name: str, synthetic: Mapping[str, Any]) -> tuple[int, int]:
     return facts.in_channels, MIN_CLASSES if facts.num_classes is None else facts.num_classes
 
 
+def held_out_count(total: int, fraction: float) -> int:
+    """How many of ``total`` images a split holding out ``fraction`` of them takes: the one
+    rounding rule (half up) of the validation carve, its size checks and its description."""
+    return math.floor(fraction * total + 0.5)
+
+
 def describe_dataset(dataset: Mapping[str, Any]) -> str:
     """The data budget behind a front, for a reader: ``dataset`` is an experiment's ``dataset``
     section as a mapping, e.g. ``Fashion-MNIST at 14x14, 10,000 training images (a stratified
@@ -251,7 +258,7 @@ def describe_dataset(dataset: Mapping[str, Any]) -> str:
     total = facts.train_images if facts else None
     held = None
     if total is not None and isinstance(fraction, (int, float)):
-        held = math.floor(fraction * total + 0.5)
+        held = held_out_count(total, fraction)
     if subset:
         text += f", {subset:,} training images (a stratified subset)"
     elif total is not None and held is not None:

@@ -17,6 +17,7 @@ from search.data.facts import (
     DOWNLOADABLE_DATASETS,
     MIN_CLASSES,
     SYNTHETIC_DEFAULTS,
+    held_out_count,
 )
 from search.errors import UserError
 
@@ -139,10 +140,9 @@ def _synthetic_options(options: Mapping[str, Any], field: str) -> dict[str, Any]
 
 def training_split_size(name: str, val_fraction: float) -> int | None:
     """How many training images dataset ``name`` has after its validation carve, where known
-    before it is read (:func:`~search.data.splits.stratified_split` holds out
-    ``round(val_fraction * N)``)."""
+    before it is read (the carve holds out :func:`~search.data.facts.held_out_count`)."""
     total = DATASET_FACTS[name].train_images
-    return None if total is None else total - math.floor(val_fraction * total + 0.5)
+    return None if total is None else total - held_out_count(total, val_fraction)
 
 
 def check_train_subset(

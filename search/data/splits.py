@@ -10,13 +10,13 @@ come from the final training images only.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
+from search.data.facts import held_out_count
 from search.errors import UserError
 
 __all__ = [
@@ -145,7 +145,7 @@ def stratified_split(y: Tensor, fraction: float, seed: int) -> tuple[Tensor, Ten
     lower class id); which members are held out is a seeded random choice.
     """
     n = len(y)
-    n_held = math.floor(fraction * n + 0.5)
+    n_held = held_out_count(n, fraction)
     if n_held == 0:
         return torch.arange(n), torch.zeros(0, dtype=torch.long)
     generator = torch.Generator().manual_seed(seed)
