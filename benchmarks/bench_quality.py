@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 import search
 from search.data import DatasetSplits
 from search.experiment import Experiment, load_experiment
+from search.pareto.intervals import wilson
 from search.results import load_rows
 from search.sweep import load_experiment_data
 from spaces import split_proposal
@@ -123,16 +124,6 @@ def plain_loop_anchor(
         label_smoothing=train_hp.get("label_smoothing", 0.0),
     )
     return {k: result[k] for k in ("val_accuracy", "test_accuracy", "seconds")}
-
-
-def wilson(accuracy: float | None, n: int, level: float = 0.95) -> tuple[float, float] | None:
-    """The Wilson score interval of an accuracy measured on ``n`` images (None without one)."""
-    if accuracy is None or n <= 0:
-        return None
-    from scipy.stats import binomtest
-
-    ci = binomtest(round(accuracy * n), n).proportion_ci(confidence_level=level, method="wilson")
-    return float(ci.low), float(ci.high)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,6 +32,8 @@ class Preset:
     source: str
     reported_top1: float | None = None
     reported_top5: float | None = None
+    #: The dataset the reported accuracies were measured on (a ``search.data`` dataset name).
+    dataset: str = "cifar100"
 
 
 def _train(lr: float, batch_size: int, epochs: int, optimizer: str = "adamw") -> dict[str, Any]:

@@ -17,10 +17,13 @@ import optuna
 
 from search import storage
 from search.errors import UserError, reason
+from search.pareto.intervals import wilson
+from search.pareto.membership import front_membership
 from search.vocabulary import ANYTIME_ITERATIONS, ANYTIME_OF, OBJECTIVES, TrialStatus, to_jsonable
 
 __all__ = [
     "ROW_COLUMNS",
+    "add_membership",
     "export_results",
     "load_rows",
     "objective_columns",
@@ -38,9 +41,17 @@ ROW_COLUMNS = (
     "failure_reason",
     "epochs_run",
     "val_accuracy",
+    "val_accuracy_low",
+    "val_accuracy_high",
+    "val_images",
     "val_top5",
     "val_loss",
     "test_accuracy",
+    "test_accuracy_low",
+    "test_accuracy_high",
+    "test_images",
+    "front_probability",
+    "family_front_probability",
     "params",
     "flops",
     "latency_ms",
@@ -114,6 +125,10 @@ def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
             "anytime_of": a.get(ANYTIME_OF),
             "anytime_iterations": a.get(ANYTIME_ITERATIONS),
         }
+        for split in ("val", "test"):
+            interval = wilson(row[f"{split}_accuracy"], a.get(f"{split}_images"))
+            row[f"{split}_images"] = a.get(f"{split}_images")
+            row[f"{split}_accuracy_low"], row[f"{split}_accuracy_high"] = interval or (None, None)
         config = dict(a.get("config") or {})
         for key, value in config.items():
             if key != "family":
@@ -138,7 +153,13 @@ def export_results(
         out_dir.mkdir(parents=True, exist_ok=True)
     rows = trial_rows(study)
     objectives = objective_columns(experiment["objectives"])
-    doc = {"experiment": experiment, "objectives": objectives, "trials": rows}
+    membership = add_membership(rows, objectives)
+    doc = {
+        "experiment": experiment,
+        "objectives": objectives,
+        "membership": membership,
+        "trials": rows,
+    }
     json_text = json.dumps(to_jsonable(doc), indent=1)
     hp_cols = sorted({k for r in rows for k in r if k.startswith("hp.")})
     buffer = io.StringIO(newline="")
@@ -151,6 +172,17 @@ def export_results(
     for path, text in ((json_path, json_text), (csv_path, buffer.getvalue())):
         storage.write_text(path, text)
     return csv_path, json_path
+
+
+def add_membership(rows: list[dict[str, Any]], objectives: dict[str, str]) -> dict[str, Any]:
+    """Set each front-eligible row's ``front_probability`` and ``family_front_probability``
+    (:func:`search.pareto.membership.front_membership`); return how they were computed."""
+    membership = front_membership(rows, objectives)
+    for row in rows:
+        tid = str(row.get("trial_id"))
+        row["front_probability"] = membership.overall.get(tid)
+        row["family_front_probability"] = membership.within_family.get(tid)
+    return {"model": "normal", "draws": membership.draws, "seed_sd": dict(membership.seed_sd)}
 
 
 def read_trials(out_dir: storage.Where) -> dict[str, Any]:
@@ -175,7 +207,12 @@ def read_trials(out_dir: storage.Where) -> dict[str, Any]:
         raise UserError(f"{path}: 'trials' is not a list of trial rows ({expected})")
     if not isinstance(objectives, dict):
         raise UserError(f"{path}: 'objectives' is not a mapping ({expected})")
-    return {"experiment": doc.get("experiment") or {}, "objectives": objectives, "trials": trials}
+    return {
+        "experiment": doc.get("experiment") or {},
+        "objectives": objectives,
+        "membership": doc.get("membership") or {},
+        "trials": trials,
+    }
 
 
 def load_rows(out_dir: storage.Where) -> tuple[list[dict[str, Any]], dict[str, str]]:

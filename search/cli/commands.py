@@ -230,15 +230,25 @@ def _print_outcome(result: SweepResult, *, log: bool) -> None:
     anytime = sum(1 for row in result.trials if row.get(ANYTIME_OF))
     extra = f" ({anytime} of the complete are anytime points of other trials)" if anytime else ""
     cols = list(result.objectives)
+    # an accuracy with its evaluation set's 95 % Wilson interval beside it
+    spans = [c for c in cols if any(r.get(f"{c}_low") is not None for r in result.front)]
     lines = [
         f"\nTrials: {counts}{extra}",
         f"Pareto-optimal trials ({len(result.front)}):",
-        f"  {'trial':<14} {'family':<10} " + " ".join(f"{c:>14}" for c in cols) + "  config",
+        f"  {'trial':<14} {'family':<10} "
+        + " ".join(f"{c:>14}" for c in cols)
+        + "".join(f" {c + ' 95%':>18}" for c in spans)
+        + f" {'P(front)':>8}  config",
     ]
     for row in result.front:
-        values = " ".join(f"{_fmt(row.get(c)):>14}" for c in cols)
+        values = (
+            " ".join(f"{_fmt(row.get(c)):>14}" for c in cols)
+            + "".join(f" {_span(row, c):>18}" for c in spans)
+            + f" {_probability(row.get('front_probability')):>8}"
+        )
         config = {k: v for k, v in row["config"].items() if k != "family"}
         lines.append(f"  {row['trial_id']:<14} {row['family']:<10} {values}  {json.dumps(config)}")
+    lines += _membership_notes(result)
     out = result.output_dir
     url = result.experiment.storage_url()
     lines += [
@@ -251,6 +261,34 @@ def _print_outcome(result: SweepResult, *, log: bool) -> None:
     if log:
         lines.append(f"  log      {storage.join(out, console.LOG_NAME)}")
     console.say("\n".join(lines))
+
+
+def _probability(value: Any) -> str:
+    return "-" if not isinstance(value, (int, float)) else f"{value:.2f}"
+
+
+def _membership_notes(result: SweepResult) -> list[str]:
+    """What P(front) means, and which families' probabilities lack seed data (too sure)."""
+    seed_sd = result.membership.get("seed_sd") or {}
+    unseeded = sorted(f for f, sd in seed_sd.items() if sd is None)
+    if not seed_sd:
+        return []
+    lines = [
+        "  P(front): how likely the configuration is to be non-dominated when its accuracy is "
+        'redrawn from its noise (docs/architecture.md, "Front membership")'
+    ]
+    if unseeded:
+        lines.append(
+            f"  no seed replicates yet for {', '.join(unseeded)}: their P(front) counts the "
+            "evaluation set's noise only and is too sure"
+        )
+    return lines
+
+
+def _span(row: dict[str, Any], column: str) -> str:
+    """``[0.8561, 0.8703]``: ``column``'s recorded interval in ``row``, or "-"."""
+    low, high = row.get(f"{column}_low"), row.get(f"{column}_high")
+    return "-" if low is None or high is None else f"[{low:.4f}, {high:.4f}]"
 
 
 def _fmt(value: Any) -> str:

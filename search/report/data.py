@@ -100,6 +100,13 @@ class FrontView:
     presets: tuple[PresetPoint, ...]
     #: The dataset's published results with a cost on this axis, cheapest first.
     published: tuple[PublishedPoint, ...] = ()
+    #: The sweep's dataset: a preset's reported accuracy is drawn only on its own dataset's plot.
+    dataset: str = ""
+
+    def preset_accuracy(self, preset: PresetPoint) -> float | None:
+        """Where ``preset`` sits on the accuracy axis: its reported accuracy when it was
+        measured on this sweep's dataset, else None (drawn on the cost axis alone)."""
+        return preset.reported_top1 if preset.dataset_name == self.dataset else None
 
     @property
     def families(self) -> tuple[str, ...]:
@@ -338,7 +345,13 @@ def _front_view(
         key=lambda p: p.cost(key) or 0.0,
     )
     return FrontView(
-        key, title, fronts, infeasible, tuple(placed), _placed_published(published, key)
+        key,
+        title,
+        fronts,
+        infeasible,
+        tuple(placed),
+        _placed_published(published, key),
+        results.dataset,
     )
 
 

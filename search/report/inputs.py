@@ -49,6 +49,14 @@ class Results:
     experiment: dict[str, Any]
     objectives: tuple[Objective, ...]
     rows: tuple[dict[str, Any], ...] = field(repr=False)
+    #: How the rows' ``front_probability`` was computed (``trials.json``'s ``membership``).
+    membership: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def unseeded_families(self) -> tuple[str, ...]:
+        """Families whose membership probabilities lack seed data (and so are too sure)."""
+        seed_sd = self.membership.get("seed_sd") or {}
+        return family_sort({f for f, sd in seed_sd.items() if sd is None})
 
     @property
     def name(self) -> str:
@@ -87,7 +95,8 @@ class PresetPoint:
     latency_ms: float | None
     reported_top1: float | None
     source: str
-    dataset: str
+    dataset: str  # the seed's data, described: "100 classes, 64x64x3"
+    dataset_name: str  # the dataset its reported accuracy was measured on ("cifar100")
 
     def cost(self, key: str) -> float | None:
         return {"flops": self.flops, "params": self.params, "latency_ms": self.latency_ms}.get(key)
@@ -112,7 +121,13 @@ def load_results(
         trials = read_trials(directory)
     objectives = trials["objectives"] or dict(DEFAULT_OBJECTIVES)
     rows = tuple(dict(r) for r in trials["trials"])
-    return Results(directory, dict(trials["experiment"]), pareto.as_objectives(objectives), rows)
+    return Results(
+        directory,
+        dict(trials["experiment"]),
+        pareto.as_objectives(objectives),
+        rows,
+        dict(trials.get("membership") or {}),
+    )
 
 
 def _estimate(preset: Any, estimate: Any) -> Any:
@@ -138,6 +153,7 @@ def _preset_point(name: str, preset: Any, c: Any) -> PresetPoint:
         reported_top1=preset.reported_top1,
         source=str(preset.source),
         dataset=f"{preset.num_classes} classes, {size}x{size}x{preset.in_channels}",
+        dataset_name=preset.dataset,
     )
 
 

@@ -7,6 +7,7 @@ Each function writes one section's HTML from a :class:`~search.report.data.Repor
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -176,6 +177,8 @@ def _member_cells(member: FrontMember, acc: str) -> str:
         (fam, f'<span class="swatch" style="background:{colour(fam)}"></span>{esc(fam)}', ""),
         (int(member.overall), "yes" if member.overall else "", ""),
         (as_float(row.get(acc)), f"{as_float(row.get(acc)):.4f}", "num"),
+        (as_float(row.get(f"{acc}_low")), _interval(row, acc), "num"),
+        *(_probability_cell(row.get(k)) for k in ("front_probability", "family_front_probability")),
         (as_float(row.get("flops")), si(row.get("flops")), "num"),
         (as_float(row.get("params")), si(row.get("params")), "num"),
         (as_float(row.get("latency_ms")), cost_text("latency_ms", row.get("latency_ms")), "num"),
@@ -183,6 +186,28 @@ def _member_cells(member: FrontMember, acc: str) -> str:
         (row.get("status"), esc(row.get("status")), ""),
     ]
     return _sortable_cells(cells)
+
+
+def _seed_note(data: ReportData) -> str:
+    """ ", which counts ... too sure for vit, mixer" when some family has no seed data."""
+    unseeded = data.results.unseeded_families
+    if not unseeded:
+        return ""
+    return (
+        f" (<b>no seed replicates yet for {esc(', '.join(unseeded))}</b>: their probabilities "
+        "count the evaluation set's noise only, and are too sure)"
+    )
+
+
+def _interval(row: Mapping[str, Any], acc: str) -> str:
+    """``[0.8561, 0.8703]``, or "-" when ``row`` records no interval for ``acc``."""
+    low, high = as_float(row.get(f"{acc}_low")), as_float(row.get(f"{acc}_high"))
+    return f"[{low:.4f}, {high:.4f}]" if math.isfinite(low) and math.isfinite(high) else "-"
+
+
+def _probability_cell(value: Any) -> Cell:
+    p = as_float(value)
+    return (p, f"{p:.2f}" if math.isfinite(p) else "-", "num")
 
 
 def config_boxes(cfg: Mapping[str, Any], uid: str, extra: Mapping[str, str] | None = None) -> str:
@@ -207,13 +232,17 @@ def front_table_html(data: ReportData) -> str:
         f'<td data-value="">{config_boxes(config(m.row), str(i))}</td></tr>'
         for i, m in enumerate(data.members)
     )
-    heads = ("trial", "family", "overall front", acc, "FLOPs", "params", "latency", "epochs",
-             "status", "config")  # fmt: skip
+    heads = ("trial", "family", "overall front", acc, "95% Wilson interval", "P(front)",
+             "P(family front)", "FLOPs", "params", "latency", "epochs", "status",
+             "config")  # fmt: skip
     head = "".join(f"<th>{esc(h)}</th>" for h in heads)
     return (
         "<p>Every member of a family front (objectives: "
         f"{esc(', '.join(o.name for o in data.results.objectives))}). Click a header to sort; "
-        "open a config to copy it.</p>"
+        "open a config to copy it. The interval is the evaluation set's sampling error; "
+        "P(front) and P(family front) are the probabilities that the configuration is "
+        "non-dominated, overall and within its family, when accuracies are redrawn from their "
+        f"noise{_seed_note(data)}.</p>"
         f'<table class="sortable" id="front-table"><thead><tr>{head}</tr></thead>'
         f"<tbody>{rows}</tbody></table>"
     )

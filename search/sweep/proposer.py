@@ -51,6 +51,8 @@ _RESULT_ATTRS = (
     "val_loss",
     "test_accuracy",
     "test_top5",
+    "val_images",  # the evaluation sets' sizes: the accuracies' Wilson intervals
+    "test_images",
     "params",
     "flops",
     "latency_ms",
@@ -309,7 +311,7 @@ def _anytime_attrs(
     parent: optuna.trial.FrozenTrial, point: Mapping[str, Any], config: dict[str, Any], k: int
 ) -> dict[str, Any]:
     """The user attributes of the anytime point ``k`` of ``parent``."""
-    kept = ("family", "started_at", "finished_at", "epochs_run")
+    kept = ("family", "started_at", "finished_at", "epochs_run", "val_images", "test_images")
     tid = parent.user_attrs.get("tune_trial_id") or f"optuna-{parent.number}"
     return {
         **{a: parent.user_attrs[a] for a in kept if a in parent.user_attrs},

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +20,7 @@ from search import console
 from search import storage as store
 from search.errors import UserError, reason
 from search.experiment import Experiment, load_experiment, redact, with_output_dir
-from search.results import export_results, load_rows, objective_columns
+from search.results import export_results, objective_columns, read_trials
 from search.sweep.guards import (
     RunLock,
     refuse_existing_sweep,
@@ -65,6 +65,8 @@ class SweepResult:
     trials: list[dict[str, Any]]
     front: list[dict[str, Any]]
     objectives: dict[str, str]
+    #: How ``front_probability`` was computed: ``model``, ``draws``, per family ``seed_sd``.
+    membership: dict[str, Any] = field(default_factory=dict)
 
     @property
     def trials_csv(self) -> store.Where:
@@ -410,14 +412,16 @@ class CostEstimator:
 def _result(exp: Experiment, out: store.Where) -> SweepResult:
     from search.pareto import fronts
 
-    rows, objectives = load_rows(out)
-    front = fronts(rows, objectives).overall
+    doc = read_trials(out)
+    rows = doc["trials"]
+    front = fronts(rows, doc["objectives"]).overall
     return SweepResult(
         experiment=exp,
         output_dir=out,
         trials=rows,
         front=[dict(p.row) for p in front.points],
         objectives=objective_columns(exp.objectives),
+        membership=doc["membership"],
     )
 
 

@@ -242,6 +242,7 @@ def _epochs(loop: _Loop) -> None:
             **progress.cost,
             "train_time_s": progress.train_time_s(),
             "epochs_planned": exp.epochs,
+            "val_images": len(data.val_y),
             "history": list(progress.history),
             "workers": loop.plan.world,
             "train_images": trained.images,  # this epoch, all ranks
@@ -253,7 +254,11 @@ def _epochs(loop: _Loop) -> None:
         test_by_k = None
         if epoch == exp.epochs and exp.training.eval_test:
             test_by_k = _evaluate(loop, data.test_x, data.test_y)
-            metrics.update(test_accuracy=test_by_k[-1].accuracy, test_top5=test_by_k[-1].top5)
+            metrics.update(
+                test_accuracy=test_by_k[-1].accuracy,
+                test_top5=test_by_k[-1].top5,
+                test_images=len(data.test_y),
+            )
         if epoch == exp.epochs and loop.anytime:
             metrics["anytime"] = anytime_points(loop.anytime, val_by_k, test_by_k)
         report, checkpoint = _due(loop, epoch)

@@ -4,6 +4,7 @@ a trial's hover text."""
 from __future__ import annotations
 
 import html
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -14,7 +15,15 @@ from search.pareto import as_float
 from ..format import cost_text, esc, pct, si
 from ..inputs import config
 
-__all__ = ["HOVER", "message_figure", "notes", "trial_hover", "with_notes"]
+__all__ = [
+    "HOVER",
+    "error_bars",
+    "interval_text",
+    "message_figure",
+    "notes",
+    "trial_hover",
+    "with_notes",
+]
 
 #: The hovertemplate of a trace whose ``text`` is :func:`trial_hover`.
 HOVER = "%{text}<extra></extra>"
@@ -28,11 +37,42 @@ def trial_hover(row: Mapping[str, Any], acc_key: str, origin: str = "") -> str:
         f"<b>{esc(row.get('trial_id'))}</b> ({esc(row.get('family'))},"
         f" #{row.get('number')}, {row.get('status')})<br>"
         + (f"{esc(origin)}<br>" if origin else "")
-        + f"{acc_key}: {as_float(row.get(acc_key)):.4f} ({pct(row.get(acc_key))})<br>"
+        + f"{acc_key}: {as_float(row.get(acc_key)):.4f} ({pct(row.get(acc_key))})"
+        f"{interval_text(row, acc_key)}<br>"
         f"FLOPs: {si(row.get('flops'))} | params: {si(row.get('params'))} | "
         f"latency: {cost_text('latency_ms', row.get('latency_ms'))}<br>"
         f"epochs: {row.get('epochs_run')}<br>config:<br>{cfg}"
     )
+
+
+def interval_text(row: Mapping[str, Any], acc_key: str) -> str:
+    """`` [85.6%, 87.0%] 95% Wilson, 6,000 images`` when ``row`` carries ``acc_key``'s
+    interval (``<acc_key>_low``/``_high``), else ""."""
+    low, high = as_float(row.get(f"{acc_key}_low")), as_float(row.get(f"{acc_key}_high"))
+    if not (math.isfinite(low) and math.isfinite(high)):  # no interval recorded
+        return ""
+    split = acc_key.split("_", 1)[0]
+    n = row.get(f"{split}_images")
+    size = f", {int(n):,} images" if isinstance(n, (int, float)) else ""
+    return f" [{pct(low)}, {pct(high)}] 95% Wilson{size}"
+
+
+def error_bars(rows: Sequence[Mapping[str, Any]], acc_key: str) -> dict[str, Any] | None:
+    """Plotly ``error_y`` for ``rows``' accuracies from their recorded intervals; None when no
+    row has one (a bar is missing where its row has none)."""
+    acc = [as_float(r.get(acc_key)) for r in rows]
+    low = [as_float(r.get(f"{acc_key}_low")) for r in rows]
+    high = [as_float(r.get(f"{acc_key}_high")) for r in rows]
+    if not any(math.isfinite(v) for v in low):
+        return None
+    return {
+        "type": "data",
+        "symmetric": False,
+        "array": [h - a for a, h in zip(acc, high)],
+        "arrayminus": [a - lo for a, lo in zip(acc, low)],
+        "thickness": 1.2,
+        "width": 3,
+    }
 
 
 def notes(fig: go.Figure) -> list[str]:

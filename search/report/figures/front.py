@@ -13,7 +13,7 @@ from search.pareto import Front, as_float
 from ..data import FrontView, PublishedPoint, ReportData
 from ..format import colour, cost_text, esc, pct
 from ..inputs import PresetPoint
-from .common import HOVER, trial_hover, with_notes
+from .common import HOVER, error_bars, trial_hover, with_notes
 
 __all__ = ["front_figure"]
 
@@ -55,16 +55,18 @@ def _front_trace(
 
 
 def _family_front_trace(view: FrontView, family: str, acc: str) -> go.Scatter:
-    """``family``'s front, in its colour."""
+    """``family``'s front, in its colour, each point with its accuracy's interval."""
     c = colour(family)
-    style = {
+    front = view.fronts.by_family[family]
+    style: dict[str, Any] = {
         "legendgroup": family,
         "line": {"color": c, "shape": "hv"},
         "marker": {"color": c, "size": 9},
     }
-    return _front_trace(
-        view, view.fronts.by_family[family], acc, name=f"{family} front", style=style
-    )
+    bars = error_bars([p.row for p in front.points], acc)
+    if bars:
+        style["error_y"] = {**bars, "color": c}
+    return _front_trace(view, front, acc, name=f"{family} front", style=style)
 
 
 def _overall_front_trace(view: FrontView, acc: str) -> go.Scatter:
@@ -102,20 +104,23 @@ def _preset_hover(p: PresetPoint, key: str) -> str:
     return (
         f"<b>preset {html.escape(p.name)}</b> ({p.family})<br>"
         f"{cost_text(key, p.cost(key))} (estimated)<br>reported test top-1: "
-        f"{pct(p.reported_top1)} on the seed's data ({p.dataset}),<br>"
+        f"{pct(p.reported_top1)} on the seed's data ({esc(p.dataset_name)}, {p.dataset}),<br>"
         f"not this sweep's validation set<br>source: {html.escape(p.source)}"
     )
 
 
 def _preset_trace(view: FrontView, group: Sequence[PresetPoint], reported: bool) -> go.Scatter:
-    """Seed presets at their estimated cost: at their reported accuracy, else at the bottom."""
+    """Seed presets at their estimated cost: at their reported accuracy when it was measured
+    on this sweep's dataset, else on the cost axis alone (a marker along the bottom): an
+    accuracy from other data is never a y value here."""
     key = view.cost_key
     return go.Scatter(
         x=[p.cost(key) for p in group],
-        y=[p.reported_top1 for p in group] if reported else [0.07] * len(group),
+        y=[view.preset_accuracy(p) for p in group] if reported else [0.07] * len(group),
         yaxis="y" if reported else "y2",
         mode="markers+text",
-        name="seed presets" + ("" if reported else " (accuracy not reported)"),
+        name="seed presets"
+        + ("" if reported else " at their cost (accuracy from other data, or none)"),
         text=[p.name for p in group],
         textposition=["top center" if i % 2 == 0 else "bottom center" for i in range(len(group))],
         textfont={"size": 10, "color": "#444"},
@@ -176,7 +181,7 @@ def _view_traces(view: FrontView, acc: str) -> list[go.Scatter]:
     if view.infeasible:
         traces.append(_infeasible_trace(view))
     for reported in (True, False):
-        group = [p for p in view.presets if (p.reported_top1 is not None) == reported]
+        group = [p for p in view.presets if (view.preset_accuracy(p) is not None) == reported]
         if group:
             traces.append(_preset_trace(view, group, reported))
     if view.published:

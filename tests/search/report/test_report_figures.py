@@ -80,7 +80,7 @@ def test_hover_shows_config_costs_epochs_and_id(figures: dict[str, go.Figure]) -
         assert needle in text, needle
 
 
-def test_presets_drawn_at_estimated_cost(page: str) -> None:
+def test_presets_drawn_at_estimated_cost(page: str, results: report.Results) -> None:
     try:
         import models
         from models import cost
@@ -97,14 +97,37 @@ def test_presets_drawn_at_estimated_cost(page: str) -> None:
     for name, p in presets.items():
         c = cost.estimate(p.family, image_size=p.image_size, in_channels=p.in_channels,
                           num_classes=p.num_classes, **p.hparams)  # fmt: skip
-        x, y, reported = drawn[name]
+        x, _, reported = drawn[name]
         assert x == pytest.approx(c.flops)
-        assert reported == (p.reported_top1 is not None)
-        if p.reported_top1 is not None:
-            assert y == pytest.approx(p.reported_top1)
+        # an accuracy measured on other data is never a y value on this sweep's plot
+        assert p.dataset != results.dataset and not reported, name
     params = {n: x for t in by_kind(traces, "params", "preset")
               for n, x in zip(t["text"], t["x"])}  # fmt: skip
     assert set(params) == set(presets)
+
+
+def test_presets_take_their_reported_accuracy_only_on_their_own_dataset(
+    results: report.Results,
+) -> None:
+    import dataclasses
+
+    import models
+
+    presets, _ = report_data.preset_points()
+    on_cifar100 = dataclasses.replace(
+        results, experiment={**results.experiment, "dataset": {"name": "cifar100"}}
+    )
+    fig = front_figure(report.compute_report_data(on_cifar100, presets))
+    drawn = {name: (y, t.meta["reported"]) for t in by_kind(list(fig.data), "flops", "preset")
+             for name, y in zip(t.text, t.y)}  # fmt: skip
+    for name, p in models.PRESETS.items():
+        y, reported = drawn[name]
+        assert reported == (p.reported_top1 is not None), name
+        if reported:
+            assert y == pytest.approx(p.reported_top1)
+    fig = front_figure(report.compute_report_data(results, presets))  # digits: cost alone
+    ys = [y for t in by_kind(list(fig.data), "flops", "preset") for y in t.y]
+    assert ys and ys == [0.07] * len(ys)
 
 
 def test_presets_missing_is_a_note_not_an_error(
@@ -219,3 +242,27 @@ def test_three_objectives(tmp_path: Path) -> None:
     assert ref.log_scale == (False, True, True)
     assert [b.meta["objective"] for b in figs["importance:vit"].data] == [
         "val_accuracy", "flops", "latency_ms"]  # fmt: skip
+
+
+def test_front_points_carry_their_recorded_intervals_as_error_bars(
+    results: report.Results,
+) -> None:
+    import dataclasses
+
+    from search.pareto.intervals import wilson
+
+    fig = front_figure(report.compute_report_data(results, []))
+    fronts = by_kind(list(fig.data), "flops", "family_front")
+    assert fronts
+    for t in fronts:  # the fixture's val set: 216 images
+        for acc, up, down in zip(t.y, t.error_y.array, t.error_y.arrayminus):
+            low, high = wilson(acc, 216) or (0.0, 0.0)
+            assert up == pytest.approx(high - acc) and down == pytest.approx(acc - low)
+            assert up > 0 and down > 0.02  # a 216-image set: several points below
+        assert "95% Wilson, 216 images" in t.text[0]
+    # rows without recorded sizes (older results) draw no bars rather than wrong ones
+    unsized = tuple(
+        {k: v for k, v in r.items() if not k.startswith("val_accuracy_")} for r in results.rows
+    )
+    plain = front_figure(report.compute_report_data(dataclasses.replace(results, rows=unsized), []))
+    assert all(t.error_y.array is None for t in by_kind(list(plain.data), "flops", "family_front"))

@@ -129,3 +129,28 @@ def test_a_sampler_stuck_on_a_trained_configuration_is_unstuck_by_uniform_draws(
     proposer.max_attempts = 4
     with pytest.raises(RuntimeError, match="already trained"):
         proposer.propose()
+
+
+def test_every_accuracy_carries_the_wilson_interval_of_its_evaluation_set() -> None:
+    proposer = _proposer(("perceiver",), PERCEIVER_FIXED)
+    trial, proposal = proposer.propose()
+    result = {**_anytime_result(int(proposal["num_iterations"])), "val_images": 200}
+    result["test_images"] = 1000
+    proposer.finish(trial, result)
+    rows = trial_rows(proposer.study)
+    assert rows and all(r["val_images"] == 200 and r["test_images"] == 1000 for r in rows)
+    for r in rows:  # the parent and each anytime point, each from its own accuracies
+        for split, n in (("val", 200), ("test", 1000)):
+            acc, low, high = (r[f"{split}_accuracy{s}"] for s in ("", "_low", "_high"))
+            assert low < acc < high
+            half = 1.96 * (acc * (1 - acc) / n) ** 0.5  # the normal interval, close at this n
+            assert high - low == pytest.approx(2 * half, rel=0.1)
+
+
+def test_a_row_without_its_evaluation_set_size_has_no_interval() -> None:
+    proposer = _proposer(("mixer",))
+    trial, _ = proposer.propose()
+    proposer.finish(trial, {"val_accuracy": 0.5, "flops": 1e4, "epoch": 2})
+    (row,) = trial_rows(proposer.study)
+    assert row["val_accuracy"] == 0.5
+    assert row["val_accuracy_low"] is None and row["val_accuracy_high"] is None

@@ -29,7 +29,7 @@ import search
 from models import FAMILIES
 from search.experiment import load_experiment
 from search.results import trial_rows
-from search.sweep import count_trained, open_study
+from search.sweep import count_trained, load_experiment_data, open_study
 from search.sweep.study import count_requeued, requeue_interrupted
 
 pytestmark = pytest.mark.slow
@@ -68,12 +68,26 @@ def test_smoke_sweep_trains_two_families_two_at_a_time(smoke_sweep: search.Sweep
         # the weights that count are the last epoch's
         assert row["val_accuracy"] == row["history"][-1]["val_accuracy"]
         assert row["test_accuracy"] is not None
+        # each accuracy with its evaluation set's size and 95 % Wilson interval
+        data = load_experiment_data(smoke_sweep.experiment)
+        assert (row["val_images"], row["test_images"]) == (len(data.val_y), len(data.test_y))
+        for split in ("val", "test"):
+            low, high = row[f"{split}_accuracy_low"], row[f"{split}_accuracy_high"]
+            assert low <= row[f"{split}_accuracy"] <= high and high - low > 0.01
         for h in row["history"]:
             assert h["images_per_s"] > 0 and math.isfinite(h["train_loss"])
     # max_concurrent_trials=2: some two trials ran at the same time.
     spans = sorted((r["started_at"], r["finished_at"]) for r in trained)
     assert any(b[0] < a[1] for a, b in itertools.pairwise(spans))
     assert smoke_sweep.front, "a sweep with finished trials has a front"
+    # every front-eligible row carries its membership probability; the cheapest is certain
+    complete = [r for r in smoke_sweep.trials if r["status"] == "COMPLETE"]
+    assert all(0.0 <= r["front_probability"] <= 1.0 for r in complete)
+    cheapest = [r for r in complete if r["flops"] == min(c["flops"] for c in complete)]
+    if len(cheapest) == 1:  # nothing costs as little: accuracy noise cannot dominate it
+        assert cheapest[0]["front_probability"] == 1.0
+    assert all(r["front_probability"] is None for r in trained if r["status"] == "STOPPED")
+    assert smoke_sweep.membership["seed_sd"] == dict.fromkeys(("mixer", "perceiver"))
 
 
 def test_trials_csv_and_optuna_study_agree(smoke_sweep: search.SweepResult) -> None:
@@ -290,6 +304,7 @@ def test_sigkill_driver_then_resume_loses_nothing(tmp_path: Path) -> None:
     ]
     assert len(set(configs)) == len(configs)
     assert "Pareto-optimal trials" in resumed.stdout
+    assert "val_accuracy 95%" in resumed.stdout  # the front's accuracies with their intervals
     # The CLI's output is its own: Optuna's and Ray's lines are in the log file, and only
     # there; with --debug (the first driver) they were on its terminal and no log was kept.
     library_lines = ("A new study created", "Using an existing study", "Started a local Ray")
