@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,11 @@ ROW_COLUMNS = (
     "test_accuracy_low",
     "test_accuracy_high",
     "test_images",
+    "replicates",
+    "val_accuracy_sd",
+    "val_accuracy_seeds",
+    "test_accuracy_sd",
+    "test_accuracy_seeds",
     "front_probability",
     "family_front_probability",
     "params",
@@ -125,10 +131,18 @@ def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
             "anytime_of": a.get(ANYTIME_OF),
             "anytime_iterations": a.get(ANYTIME_ITERATIONS),
         }
+        row["replicates"] = a.get("replicates", 1)
         for split in ("val", "test"):
             interval = wilson(row[f"{split}_accuracy"], a.get(f"{split}_images"))
             row[f"{split}_images"] = a.get(f"{split}_images")
             row[f"{split}_accuracy_low"], row[f"{split}_accuracy_high"] = interval or (None, None)
+            seeds = (
+                a.get(f"{split}_accuracy_seeds") if row[f"{split}_accuracy"] is not None else None
+            )
+            row[f"{split}_accuracy_seeds"] = seeds
+            row[f"{split}_accuracy_sd"] = (
+                statistics.stdev(seeds) if seeds and len(seeds) > 1 else None
+            )
         config = dict(a.get("config") or {})
         for key, value in config.items():
             if key != "family":

@@ -62,6 +62,12 @@ def register(subparsers: Any) -> None:
     )
     again.add_argument("output_dir", metavar="DIR")
     again.add_argument("trial_id", metavar="TRIAL_ID", help="Tune trial id or study trial number")
+    again.add_argument(
+        "--seed",
+        type=int,
+        metavar="R",
+        help="a trial trained with replicates: retrain its seed R (0-based) alone",
+    )
     again.set_defaults(func=_reproduce)
 
     report = subparsers.add_parser("report", help="write report.html for a results dir")
@@ -163,13 +169,14 @@ def _reproduce(args: argparse.Namespace) -> int:
         exp = load_experiment(out / "experiment.yaml")  # read and validated here, once
     except UserError as exc:
         raise UserError(f"reproduce {out}: experiment.yaml: {exc}") from None
-    from search.reproduce import COMPARED, find_trial, reproduce
+    from search.reproduce import COMPARED, check_seed_index, find_trial, reproduce
 
-    find_trial(trials["trials"], args.trial_id, out)  # an unknown id is refused before anything
+    row = find_trial(trials["trials"], args.trial_id, out)  # refused before anything else
+    check_seed_index(row, args.seed)
     print(f"Retraining trial {args.trial_id} of {args.output_dir} ...", flush=True)
     with console.libraries_to_log("reproduce", enabled=not args.debug):
         console.keep_log_in(out)  # DeepSpeed's and torch's lines: appended to the sweep's log
-        result = reproduce(out, args.trial_id, experiment=exp, trials=trials)
+        result = reproduce(out, args.trial_id, experiment=exp, trials=trials, seed=args.seed)
     print(f"trial {result.trial_id} ({result.family}): {json.dumps(result.config)}")
     print(f"  {'metric':<14} {'stored':>12} {'reproduced':>12} {'difference':>12}")
     for metric in COMPARED:
@@ -190,7 +197,9 @@ def _print_plan(exp: Experiment, *, resuming: bool = False, log: bool) -> None:
         f"  dataset     {describe_dataset(dataclasses.asdict(ds))}"
         + (f" from {ds.data_dir}" if ds.data_dir else ""),
         f"  families    {', '.join(exp.families)}",
-        f"  trials      {exp.num_trials} x up to {exp.epochs} epochs; sampler {exp.sampler}, "
+        f"  trials      {exp.num_trials} x up to {exp.epochs} epochs"
+        + (f" x {exp.replicates} seeds (objective: their mean)" if exp.replicates > 1 else "")
+        + f"; sampler {exp.sampler}, "
         f"families {_allocation(exp)}, early stopping {exp.scheduler.name}",
         f"  recipe      augment {exp.augment_policy()}, precision {exp.training.precision}, "
         f"ZeRO stage {exp.training.zero_stage}"

@@ -32,6 +32,7 @@ class SweepEstimate:
     train_images: int | None
     median_flops: dict[str, float]
     shares: dict[str, float]
+    replicates: int = 1  # seeds trained per configuration
 
     @property
     def training_flops(self) -> float | None:
@@ -40,7 +41,7 @@ class SweepEstimate:
         if self.train_images is None or not self.median_flops:
             return None
         per_trial = sum(self.shares[f] * self.median_flops[f] for f in self.median_flops)
-        images = self.trials * self.epochs * self.train_images
+        images = self.trials * self.replicates * self.epochs * self.train_images
         return TRAINING_FLOPS_PER_FORWARD * per_trial * images
 
     def describe(self) -> str:
@@ -50,7 +51,9 @@ class SweepEstimate:
         if total is None:
             return f"median forward FLOPs per image: {medians} (image count known once read)"
         return (
-            f"up to {total:.2g} training FLOPs ({self.trials} trials x {self.epochs} epochs x "
+            f"up to {total:.2g} training FLOPs ({self.trials} trials x "
+            + (f"{self.replicates} seeds x " if self.replicates > 1 else "")
+            + f"{self.epochs} epochs x "
             f"{self.train_images:,} images x {TRAINING_FLOPS_PER_FORWARD} x median forward FLOPs "
             f"per image: {medians})"
         )
@@ -89,4 +92,5 @@ def estimate_sweep(exp: Experiment) -> SweepEstimate:
         train_images=images,
         median_flops=medians,
         shares={f: weights[f] / total for f in medians},
+        replicates=exp.replicates,
     )

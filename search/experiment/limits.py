@@ -12,10 +12,12 @@ __all__ = [
     "MAX_FLOPS",
     "MAX_NODES",
     "MAX_PARAMS",
+    "MAX_REPLICATES",
     "NAME_RE",
 ]
 
 MAX_COUNT = 100_000  # num_trials, epochs, grace period, warmup epochs
+MAX_REPLICATES = 32  # seeds per configuration: each is a model in the trial's memory
 MAX_FILE_BYTES = 1 << 20  # an experiment file
 MAX_NODES = 100_000  # values in one experiment (YAML aliases can multiply them)
 MAX_DEPTH = 64

@@ -132,6 +132,9 @@ class Experiment:
     families: tuple[str, ...] = FAMILIES
     num_trials: int = 20
     epochs: int = 5
+    # Seeds per configuration: each trial trains this many models (new init, batch order and
+    # dropout; the same split) side by side, epoch by epoch; its objective is their mean.
+    replicates: int = 1
     objectives: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_OBJECTIVES))
     sampler: SamplerName = "tpe"
     # equal: families take turns (least-trained first), the sampler searches within the family;

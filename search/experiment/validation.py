@@ -11,7 +11,7 @@ from search.data.facts import DATA_DIR_REQUIRED, load_bytes
 from search.data.rules import MAX_DATASET_BYTES, check_dataset_fields, check_seed
 from search.errors import UserError
 from search.experiment.feasibility import check_space
-from search.experiment.limits import MAX_COUNT, NAME_RE
+from search.experiment.limits import MAX_COUNT, MAX_REPLICATES, NAME_RE
 from search.experiment.schema import Experiment, redact
 from search.vocabulary import OBJECTIVES
 
@@ -47,6 +47,13 @@ def check_experiment(exp: Experiment) -> None:
     _check_family_trials(exp)
     positive("epochs", exp.epochs)
     _in_range("epochs", exp.epochs, 1, MAX_COUNT)
+    _in_range("replicates", exp.replicates, 1, MAX_REPLICATES)
+    if exp.replicates > 1 and exp.resources.workers_per_trial > 1:
+        raise UserError(
+            f"replicates={exp.replicates} with resources.workers_per_trial="
+            f"{exp.resources.workers_per_trial}: a trial trains its seeds side by side in one "
+            "process; allowed: replicates: 1 for a multi-worker trial"
+        )
     if not 2 <= len(exp.objectives) <= 3:
         raise UserError(
             f"objectives={exp.objectives}: give two or three of {', '.join(OBJECTIVES)}"

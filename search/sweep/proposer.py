@@ -53,6 +53,7 @@ _RESULT_ATTRS = (
     "test_top5",
     "val_images",  # the evaluation sets' sizes: the accuracies' Wilson intervals
     "test_images",
+    "replicates",  # seeds per configuration: the accuracies above are their mean
     "params",
     "flops",
     "latency_ms",
@@ -60,6 +61,9 @@ _RESULT_ATTRS = (
     "train_time_s",
     "images_per_s",
 )
+
+# Per-seed values of a trial with replicates (lists): each seed's accuracy on the final weights.
+_SEED_ATTRS = ("val_accuracy_seeds", "test_accuracy_seeds")
 
 Space = Callable[[optuna.Trial], dict[str, Any]]
 Estimator = Callable[[dict[str, Any]], dict[str, float]]
@@ -225,6 +229,9 @@ class Proposer:
             value = result.get(key)
             if isinstance(value, (int, float)) and math.isfinite(value):
                 trial.set_user_attr(key, value)
+        for key in _SEED_ATTRS:
+            if isinstance(result.get(key), list):
+                trial.set_user_attr(key, to_jsonable(result[key]))
         history = result.get("history") or []
         trial.set_user_attr("history", to_jsonable(history))
         trial.set_user_attr("epochs_run", int(result.get("epoch") or len(history)))
@@ -311,11 +318,13 @@ def _anytime_attrs(
     parent: optuna.trial.FrozenTrial, point: Mapping[str, Any], config: dict[str, Any], k: int
 ) -> dict[str, Any]:
     """The user attributes of the anytime point ``k`` of ``parent``."""
-    kept = ("family", "started_at", "finished_at", "epochs_run", "val_images", "test_images")
+    kept = ("family", "started_at", "finished_at", "epochs_run", "val_images", "test_images",
+            "replicates")  # fmt: skip
     tid = parent.user_attrs.get("tune_trial_id") or f"optuna-{parent.number}"
     return {
         **{a: parent.user_attrs[a] for a in kept if a in parent.user_attrs},
         **{m: point[m] for m in _RESULT_ATTRS if isinstance(point.get(m), (int, float))},
+        **{m: point[m] for m in _SEED_ATTRS if isinstance(point.get(m), list)},
         "config": config,
         "status": str(TrialStatus.COMPLETE),
         "tune_trial_id": f"{tid}@k{k}",

@@ -6,8 +6,9 @@ final report carries one point per count (:func:`anytime_points`): accuracies an
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     from search.trial.model import Anytime
     from search.trial.sessions import TrialSession
 
-__all__ = ["Evaluation", "anytime_points", "evaluate"]
+__all__ = ["Evaluation", "anytime_points", "evaluate", "mean_evaluations"]
 
 
 @dataclass(frozen=True)
@@ -90,15 +91,39 @@ def _scores(logits: torch.Tensor, y: torch.Tensor, valid: torch.Tensor) -> torch
     )
 
 
+def mean_evaluations(runs: Sequence[list[Evaluation]]) -> list[Evaluation]:
+    """The replicates' evaluations averaged per iteration count (one run: itself, exactly)."""
+    if len(runs) == 1:
+        return list(runs[0])
+    return [
+        Evaluation(
+            loss=sum(e.loss for e in at_k) / len(at_k),
+            accuracy=sum(e.accuracy for e in at_k) / len(at_k),
+            top5=sum(e.top5 for e in at_k) / len(at_k),
+        )
+        for at_k in zip(*runs)
+    ]
+
+
 def anytime_points(
-    anytime: Anytime, val: list[Evaluation], test: list[Evaluation] | None
-) -> list[dict[str, float]]:
-    """One point per iteration count: its accuracies on the final weights and its own cost."""
+    anytime: Anytime,
+    val: list[Evaluation],
+    test: list[Evaluation] | None,
+    *,
+    val_runs: Sequence[list[Evaluation]] | None = None,
+    test_runs: Sequence[list[Evaluation]] | None = None,
+) -> list[dict[str, Any]]:
+    """One point per iteration count: its accuracies on the final weights (the replicates'
+    mean; with ``val_runs``/``test_runs``, each seed's too) and its own cost."""
     points = []
     for k, cost in enumerate(anytime.costs, 1):
-        point = {"iterations": k, **cost, "val_accuracy": val[k - 1].accuracy}
+        point: dict[str, Any] = {"iterations": k, **cost, "val_accuracy": val[k - 1].accuracy}
         point["val_top5"] = val[k - 1].top5
         if test is not None:
             point.update(test_accuracy=test[k - 1].accuracy, test_top5=test[k - 1].top5)
+        if val_runs:
+            point["val_accuracy_seeds"] = [run[k - 1].accuracy for run in val_runs]
+        if test_runs:
+            point["test_accuracy_seeds"] = [run[k - 1].accuracy for run in test_runs]
         points.append(point)
     return points

@@ -27,6 +27,7 @@ import os
 import tempfile
 import time
 import traceback
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,7 +45,7 @@ from search.trial.engine import (
     plan_batches,
     trial_device,
 )
-from search.trial.evaluate import Evaluation, anytime_points, evaluate
+from search.trial.evaluate import Evaluation, anytime_points, evaluate, mean_evaluations
 from search.trial.model import Anytime, build_model, measure_cost, plan_anytime
 from search.trial.state import TrialProgress, restore_checkpoint, save_checkpoint
 from search.trial.timing import timed
@@ -63,16 +64,28 @@ class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite."""
 
 
-def trial_seed(experiment: Experiment) -> int:
-    """The seed a trial trains with: the experiment's (so a trial is a function of its config,
-    and ``paretotune reproduce`` retrains it exactly)."""
-    return int(experiment.seed) * 100_003
+#: How far apart the seeds of a trial's replicates are.
+_REPLICATE_STRIDE = 7_777_781
+
+
+def trial_seed(experiment: Experiment, replicate: int = 0) -> int:
+    """The seed a trial's replicate trains with: a function of the experiment's seed and the
+    replicate's index (so a trial is a function of its config, and ``paretotune reproduce``
+    retrains it exactly); replicate 0 is the single-seed trial's."""
+    return int(experiment.seed) * 100_003 + _REPLICATE_STRIDE * replicate
 
 
 def run_trial(
-    config: dict[str, Any], *, experiment: Experiment, data: DatasetSplits, session: TrialSession
+    config: dict[str, Any],
+    *,
+    experiment: Experiment,
+    data: DatasetSplits,
+    session: TrialSession,
+    replicates: Sequence[int] | None = None,
 ) -> None:
     """Train; turn a deterministic failure into a final report instead of a crash.
+    ``replicates``: the seeds' indices to train (default: all ``experiment.replicates``; one
+    index retrains that seed alone, as ``paretotune reproduce --seed`` does).
 
     A failure report carries the compute the trial used (``train_time_s``: wall time since it
     started) and whatever it measured before failing.
@@ -81,7 +94,15 @@ def run_trial(
     started = time.perf_counter()
     _freeze_long_lived_objects()
     try:
-        _train(config, experiment=experiment, data=data, session=session, progress=progress)
+        seeds = list(range(experiment.replicates)) if replicates is None else list(replicates)
+        _train(
+            config,
+            experiment=experiment,
+            data=data,
+            session=session,
+            progress=progress,
+            replicates=seeds,
+        )
     except Exception as exc:  # recorded as a failed trial; the sweep goes on
         reason = _failure_reason(exc)
         last = progress.history[-1] if progress.history else {}
@@ -154,55 +175,66 @@ def _train(
     data: DatasetSplits,
     session: TrialSession,
     progress: TrialProgress,
+    replicates: list[int],
 ) -> None:
-    """Build the model (its cost measured) and its engine, then train it epoch by epoch."""
+    """Build each replicate's model (the first's cost measured) and engine, then train them
+    epoch by epoch."""
     from spaces import split_proposal
 
     family, model_hp, train_hp = split_proposal(config)
     training = experiment.training
     torch.set_num_threads(training.num_threads or max(1, int(experiment.resources.cpus_per_trial)))
     device = trial_device(session.gpu_ids, setting=training.device)
-    seed = trial_seed(experiment)
-    torch.manual_seed(seed)
-    with timed(progress.phases, "build"):
-        model = build_model(family, model_hp, data, device)
-    with timed(progress.phases, "cost"):
-        progress.cost = measure_cost(model, data)
-        anytime = plan_anytime(family, model, data, experiment)
-    if session.world_size > 1:
-        torch.manual_seed(seed + 1_000_003 * session.rank)  # same init, own dropout masks
     plan = plan_batches(
         int(train_hp["batch_size"]),
         world=session.world_size,
         n_train=len(data.train_y),
         max_micro_batch_size=training.max_micro_batch_size,
     )
-    with timed(progress.phases, "engine"):
-        engine = build_engine(
-            model, plan=plan, train_hp=train_hp, experiment=experiment, device=device
-        )
+    engines: list[DeepSpeedEngine] = []
+    replicas: list[_Loop] = []
+    anytime: Anytime | None = None
     try:
-        loop = _Loop(
-            engine=engine,
-            experiment=experiment,
-            data=data,
-            session=session,
-            augmenter=Augmenter(data, engine.device, policy=experiment.augment_policy()),
-            plan=plan,
-            progress=progress,
-            seed=seed,
-            label_smoothing=float(train_hp.get("label_smoothing", 0.0)),
-            dtype=next(engine.module.parameters()).dtype,
-            anytime=anytime,
-            judged_epochs=judged_epochs(experiment),
-            clip_norm=loop_clip_norm(plan, experiment, device),
-            placement=_placement(engine, session),
-        )
-        restore_checkpoint(engine, progress, session)
-        _epochs(loop)
+        for replicate in replicates:
+            seed = trial_seed(experiment, replicate)
+            torch.manual_seed(seed)
+            with timed(progress.phases, "build"):
+                model = build_model(family, model_hp, data, device)
+            if replicate == replicates[0]:  # one architecture, so one cost
+                with timed(progress.phases, "cost"):
+                    progress.cost = measure_cost(model, data)
+                    anytime = plan_anytime(family, model, data, experiment)
+            if session.world_size > 1:
+                torch.manual_seed(seed + 1_000_003 * session.rank)  # same init, own dropout
+            with timed(progress.phases, "engine"):
+                engine = build_engine(
+                    model, plan=plan, train_hp=train_hp, experiment=experiment, device=device
+                )
+            engines.append(engine)
+            replicas.append(
+                _Loop(
+                    engine=engine,
+                    experiment=experiment,
+                    data=data,
+                    session=session,
+                    augmenter=Augmenter(data, engine.device, policy=experiment.augment_policy()),
+                    plan=plan,
+                    progress=progress,
+                    seed=seed,
+                    label_smoothing=float(train_hp.get("label_smoothing", 0.0)),
+                    dtype=next(engine.module.parameters()).dtype,
+                    anytime=anytime,
+                    judged_epochs=judged_epochs(experiment),
+                    clip_norm=loop_clip_norm(plan, experiment, device),
+                    placement=_placement(engine, session),
+                )
+            )
+        restore_checkpoint(engines, progress, session)
+        _epochs(replicas)
     finally:
-        if hasattr(engine, "destroy"):
-            engine.destroy()
+        for engine in engines:
+            if hasattr(engine, "destroy"):
+                engine.destroy()
 
 
 def _placement(engine: DeepSpeedEngine, session: TrialSession) -> dict[str, str]:
@@ -216,25 +248,36 @@ def _placement(engine: DeepSpeedEngine, session: TrialSession) -> dict[str, str]
     }
 
 
-def _epochs(loop: _Loop) -> None:
-    exp, data, progress = loop.experiment, loop.data, loop.progress
+def _epochs(replicas: list[_Loop]) -> None:
+    """Train every replicate one epoch, evaluate each, record and report their mean (and, with
+    several, each seed's values): the seeds advance together, so a rung sees all of them."""
+    lead = replicas[0]
+    exp, data, progress = lead.experiment, lead.data, lead.progress
+    seeded = len(replicas) > 1
     for epoch in range(progress.epoch + 1, exp.epochs + 1):
         t0 = time.perf_counter()
-        trained = _train_epoch(loop, epoch)
-        val_by_k = _evaluate(loop, data.val_x, data.val_y)
+        trained: list[_EpochTrained] = []
+        val_runs: list[list[Evaluation]] = []
+        for loop in replicas:
+            trained.append(_train_epoch(loop, epoch))
+            val_runs.append(_evaluate(loop, data.val_x, data.val_y))
+        val_by_k = mean_evaluations(val_runs)
         val = val_by_k[-1]
-        epoch_time = time.perf_counter() - t0
+        epoch_time = time.perf_counter() - t0  # every replicate's: the trial's compute
         progress.epoch = epoch
         record: dict[str, Any] = {
             "epoch": epoch,
-            "train_loss": trained.loss,
+            "train_loss": _mean(t.loss for t in trained),
             "val_accuracy": val.accuracy,
             "val_top5": val.top5,
             "val_loss": val.loss,
-            "images_per_s": trained.images_per_s,
+            "images_per_s": _mean(t.images_per_s for t in trained),
             "epoch_time_s": epoch_time,
         }
-        if loop.anytime:  # the val accuracy after each iteration count, this epoch
+        if seeded:  # each seed's curve
+            record["train_loss_seeds"] = [t.loss for t in trained]
+            record["val_accuracy_seeds"] = [run[-1].accuracy for run in val_runs]
+        if lead.anytime:  # the val accuracy after each iteration count, this epoch
             record["val_accuracy_by_iterations"] = [v.accuracy for v in val_by_k]
         progress.history.append(record)
         metrics = {
@@ -243,27 +286,42 @@ def _epochs(loop: _Loop) -> None:
             "train_time_s": progress.train_time_s(),
             "epochs_planned": exp.epochs,
             "val_images": len(data.val_y),
+            "replicates": len(replicas),
             "history": list(progress.history),
-            "workers": loop.plan.world,
-            "train_images": trained.images,  # this epoch, all ranks
-            "train_images_distinct": trained.distinct,  # == train_images: disjoint shards
-            **loop.placement,
+            "workers": lead.plan.world,
+            "train_images": trained[0].images,  # this epoch, one replicate, all ranks
+            "train_images_distinct": trained[0].distinct,  # == train_images: disjoint shards
+            **lead.placement,
         }
         # The weights that count are the last epoch's (the end of the schedule): the objective is
         # this epoch's val accuracy, and the test accuracy is measured on these same weights.
-        test_by_k = None
+        test_by_k = test_runs = None
         if epoch == exp.epochs and exp.training.eval_test:
-            test_by_k = _evaluate(loop, data.test_x, data.test_y)
+            test_runs = [_evaluate(loop, data.test_x, data.test_y) for loop in replicas]
+            test_by_k = mean_evaluations(test_runs)
             metrics.update(
                 test_accuracy=test_by_k[-1].accuracy,
                 test_top5=test_by_k[-1].top5,
                 test_images=len(data.test_y),
             )
-        if epoch == exp.epochs and loop.anytime:
-            metrics["anytime"] = anytime_points(loop.anytime, val_by_k, test_by_k)
-        report, checkpoint = _due(loop, epoch)
+            if seeded:
+                metrics["test_accuracy_seeds"] = [run[-1].accuracy for run in test_runs]
+        if epoch == exp.epochs and lead.anytime:
+            metrics["anytime"] = anytime_points(
+                lead.anytime,
+                val_by_k,
+                test_by_k,
+                val_runs=val_runs if seeded else None,
+                test_runs=test_runs if seeded else None,
+            )
+        report, checkpoint = _due(lead, epoch)
         if report:
-            _report(loop, metrics, checkpoint=checkpoint)
+            _report(replicas, metrics, checkpoint=checkpoint)
+
+
+def _mean(values: Iterable[float]) -> float:
+    items = list(values)
+    return sum(items) / len(items)
 
 
 def _due(loop: _Loop, epoch: int) -> tuple[bool, bool]:
@@ -296,8 +354,10 @@ def _due(loop: _Loop, epoch: int) -> tuple[bool, bool]:
     return report, checkpoint
 
 
-def _report(loop: _Loop, metrics: dict[str, Any], *, checkpoint: bool) -> None:
-    """Report an epoch, with the checkpoint a retry would resume from if ``checkpoint``."""
+def _report(replicas: list[_Loop], metrics: dict[str, Any], *, checkpoint: bool) -> None:
+    """Report an epoch, with the checkpoint a retry would resume from if ``checkpoint``
+    (every replicate's engine)."""
+    loop = replicas[0]
     phases = loop.progress.phases
     metrics["phases"] = dict(phases)  # until this report: its own time is in the next one
     metrics["reported_at"] = time.time()
@@ -307,7 +367,8 @@ def _report(loop: _Loop, metrics: dict[str, Any], *, checkpoint: bool) -> None:
     else:
         with tempfile.TemporaryDirectory(prefix="paretotune-ckpt-") as tmp:
             with timed(phases, "checkpoint"):
-                save_checkpoint(loop.engine, tmp, loop.progress, rank=loop.session.rank)
+                engines = [r.engine for r in replicas]
+                save_checkpoint(engines, tmp, loop.progress, rank=loop.session.rank)
             with timed(phases, "report"):
                 loop.session.report(metrics, tmp)
         loop.checkpointed_at = time.perf_counter()

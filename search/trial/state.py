@@ -8,6 +8,7 @@ by rank 0. A trial restarted by Tune continues after the epochs it holds.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,7 @@ __all__ = [
     "CHECKPOINT_TAG",
     "STATE_FILE",
     "TrialProgress",
+    "replicate_tag",
     "restore_checkpoint",
     "save_checkpoint",
 ]
@@ -59,21 +61,29 @@ class TrialProgress:
         self.elapsed_before_s = self.train_time_s()
 
 
+def replicate_tag(replicate: int) -> str:
+    """The checkpoint tag of a trial's replicate: ``last``, then ``last-seed1``, ..."""
+    return CHECKPOINT_TAG if replicate == 0 else f"{CHECKPOINT_TAG}-seed{replicate}"
+
+
 def save_checkpoint(
-    engine: DeepSpeedEngine, directory: str, progress: TrialProgress, *, rank: int
+    engines: Sequence[DeepSpeedEngine], directory: str, progress: TrialProgress, *, rank: int
 ) -> None:
-    """Save the engine into ``directory`` (collective: each rank its ZeRO shards) and, from
-    rank 0, the progress beside it."""
-    engine.save_checkpoint(directory, tag=CHECKPOINT_TAG)
+    """Save every replicate's engine into ``directory`` under its tag (collective: each rank
+    its ZeRO shards) and, from rank 0, the progress beside them."""
+    for replicate, engine in enumerate(engines):
+        engine.save_checkpoint(directory, tag=replicate_tag(replicate))
     if rank == 0:
         (Path(directory) / STATE_FILE).write_text(progress.to_json())
 
 
 def restore_checkpoint(
-    engine: DeepSpeedEngine, progress: TrialProgress, session: TrialSession
+    engines: Sequence[DeepSpeedEngine], progress: TrialProgress, session: TrialSession
 ) -> None:
-    """Resume from the session's checkpoint, if it has one: the engine's state and progress."""
+    """Resume from the session's checkpoint, if it has one: every replicate's engine state
+    and the progress."""
     with session.restore_dir() as ckpt_dir:
         if ckpt_dir is not None and (Path(ckpt_dir) / STATE_FILE).is_file():
-            engine.load_checkpoint(ckpt_dir, tag=CHECKPOINT_TAG)
+            for replicate, engine in enumerate(engines):
+                engine.load_checkpoint(ckpt_dir, tag=replicate_tag(replicate))
             progress.restore((Path(ckpt_dir) / STATE_FILE).read_text())

@@ -11,7 +11,7 @@ imports the other or this module. Every Ray import is inside the functions that 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
 
@@ -34,16 +34,23 @@ def train_trial(config: dict[str, Any], *, experiment: Experiment, data: Dataset
 
 
 def train_in_process(
-    config: Mapping[str, Any], *, experiment: Experiment, data: DatasetSplits
+    config: Mapping[str, Any],
+    *,
+    experiment: Experiment,
+    data: DatasetSplits,
+    replicates: Sequence[int] | None = None,
 ) -> dict[str, Any]:
     """Train proposal ``config`` here as a sweep trial would (the same loop and DeepSpeed
-    engine; no Ray, no checkpoint to resume from) and return its last report ({} if none)."""
+    engine; no Ray, no checkpoint to resume from) and return its last report ({} if none);
+    ``replicates``: which seeds (default: all of the experiment's)."""
     reports: list[dict[str, Any]] = []
     session = TrialSession(
         report=lambda metrics, _ckpt: reports.append(metrics),
         restore_dir=lambda: nullcontext(None),
     )
-    run_trial(dict(config), experiment=experiment, data=data, session=session)
+    run_trial(
+        dict(config), experiment=experiment, data=data, session=session, replicates=replicates
+    )
     return reports[-1] if reports else {}
 
 

@@ -148,6 +148,31 @@ def test_failing_trials_are_recorded_and_the_sweep_finishes(
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.FAIL] * 2
 
 
+def test_replicates_reach_optuna_and_the_tables_as_their_mean(
+    ray_session: None, tmp_path: Path
+) -> None:
+    result = search.run(
+        "smoke",
+        overrides=["num_trials=2", "replicates=2", "families=[mixer]", "scheduler.name=none"],
+        output_dir=tmp_path,
+        report=False,
+    )
+    assert result.counts() == {"COMPLETE": 2}
+    study = open_study(result.experiment, create=False)
+    values = {t.number: t.values[0] for t in study.trials}
+    for row in result.trials:
+        seeds = row["val_accuracy_seeds"]
+        assert row["replicates"] == 2 and len(seeds) == 2 and len(row["test_accuracy_seeds"]) == 2
+        # the sampler learns from the mean, and the tables say how far the seeds were apart
+        assert values[row["number"]] == pytest.approx(sum(seeds) / 2) == row["val_accuracy"]
+        assert row["val_accuracy_sd"] == pytest.approx(abs(seeds[0] - seeds[1]) / 2**0.5)
+        assert all(len(h["val_accuracy_seeds"]) == 2 for h in row["history"])
+    # the family now has seed data: its membership probabilities count the seed spread
+    assert result.membership["seed_sd"]["mixer"] is not None
+    csv_row = _csv_rows(tmp_path / "trials.csv")[0]
+    assert json.loads(csv_row["val_accuracy_seeds"]) == result.trials[0]["val_accuracy_seeds"]
+
+
 def test_stopped_trials_are_pruned_and_on_no_front(ray_session: None, tmp_path: Path) -> None:
     # Sequential trials, rungs at epochs 1 and 3 of 4, learning rates over two decades: later
     # arrivals below the rung's cutoff are stopped (any scheduler's stop is recorded alike).
