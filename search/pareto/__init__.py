@@ -43,6 +43,7 @@ from search.pareto.hypervolume import (
     hypervolume,
     hypervolume_history,
 )
+from search.pareto.intervals import row_interval, separated, wilson
 from search.pareto.matched import (
     MatchedAccuracy,
     accuracy_at_cost,
@@ -82,5 +83,8 @@ __all__ = [
     "non_dominated_mask",
     "nondominated_ranks",
     "pareto_front",
+    "row_interval",
+    "separated",
+    "wilson",
     "worst_where_nan",
 ]

@@ -4,14 +4,19 @@ An accuracy is a binomial proportion: ``round(accuracy * n)`` of ``n`` evaluatio
 The Wilson interval (Wilson 1927) stays inside [0, 1] and keeps its coverage near 0 and 1,
 where the normal approximation does not; scipy computes it. It measures the evaluation set's
 sampling error only, not the spread of another seed's training (docs/architecture.md,
-"Results directory").
+"Results directory"). A row trained with several seeds has the t interval of their mean
+instead (:func:`row_interval`), and two rows whose intervals overlap are not ranked
+(:func:`separated`).
 """
 
 from __future__ import annotations
 
 import math
+import statistics
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-__all__ = ["LEVEL", "wilson"]
+__all__ = ["LEVEL", "row_interval", "separated", "wilson"]
 
 #: The confidence level of every interval the project reports.
 LEVEL = 0.95
@@ -28,3 +33,33 @@ def wilson(
     hits = min(max(round(accuracy * n), 0), n)
     ci = binomtest(hits, n).proportion_ci(confidence_level=level, method="wilson")
     return float(ci.low), float(ci.high)
+
+
+def row_interval(
+    row: Mapping[str, Any], column: str, level: float = LEVEL
+) -> tuple[float, float] | None:
+    """How sure ``row``'s ``column`` (an accuracy) is: with two seeds or more
+    (``<column>_seeds``), the t interval of their mean; else the recorded Wilson interval
+    (``<column>_low``/``_high``); None when the row records neither."""
+    from scipy.stats import t
+
+    seeds = row.get(f"{column}_seeds")
+    if isinstance(seeds, Sequence) and not isinstance(seeds, str) and len(seeds) >= 2:
+        values = [float(v) for v in seeds]
+        mean = statistics.fmean(values)
+        half = float(t.ppf(0.5 + level / 2, len(values) - 1)) * statistics.stdev(values)
+        half /= math.sqrt(len(values))
+        return mean - half, mean + half
+    low, high = row.get(f"{column}_low"), row.get(f"{column}_high")
+    if isinstance(low, (int, float)) and isinstance(high, (int, float)):
+        return float(low), float(high)
+    return None
+
+
+def separated(a: Mapping[str, Any], b: Mapping[str, Any], column: str) -> bool | None:
+    """Whether ``a``'s and ``b``'s ``column`` intervals are disjoint (then they can be ranked);
+    None when either records no interval."""
+    ia, ib = row_interval(a, column), row_interval(b, column)
+    if ia is None or ib is None:
+        return None
+    return ia[1] < ib[0] or ib[1] < ia[0]

@@ -23,6 +23,7 @@ from search import pareto
 from search.data.facts import DATASET_FACTS
 from search.data.published import PublishedResult, published_results, published_source
 from search.pareto import Objective, as_float
+from search.pareto.membership import seed_values
 from search.vocabulary import TrialStatus
 
 from .dimensions import WhichFamily, named_dimensions, which_families
@@ -135,6 +136,11 @@ class MatchedCost:
     matched: pareto.MatchedAccuracy
     families: tuple[str, ...]
     headline: int
+    #: At the headline budget, the families whose best is within the leader's interval (the
+    #: leader included): more than one means the leader is not separated from the others.
+    tied: tuple[str, ...] = ()
+    #: Seeds behind the leader's accuracy at the headline budget (one: no winner is named).
+    leader_seeds: int = 1
 
 
 @dataclass(frozen=True)
@@ -386,7 +392,34 @@ def _matched_cost(results: Results, cache: _FrontCache) -> MatchedCost | None:
     headline = max(
         range(len(m.costs)), key=lambda i: (sum(m.accuracy[f][i] is not None for f in fams), -i)
     )
-    return MatchedCost(m, fams, headline)
+    tied = _tied(m, fams, headline, fr)
+    rows = {str(r.get("trial_id")): r for r in fr.eligible}
+    lead = rows.get(str(m.trial_ids[tied[0]][headline]), {}) if tied else {}
+    return MatchedCost(m, fams, headline, tied, max(len(seed_values(lead, acc)), 1))
+
+
+def _tied(
+    m: pareto.MatchedAccuracy, fams: Sequence[str], level: int, fr: pareto.Fronts
+) -> tuple[str, ...]:
+    """The leader at matched ``level``, then the families whose best is not separated from
+    its; () when the rows record no intervals."""
+    best = {f: m.trial_ids[f][level] for f in fams if m.accuracy[f][level] is not None}
+    if not best:
+        return ()
+    rows = {str(r.get("trial_id")): r for r in fr.eligible}
+    leader = max(best, key=lambda f: m.accuracy[f][level] or 0.0)
+    lead_row = rows.get(str(best[leader]), {})
+    if pareto.row_interval(lead_row, m.accuracy_key) is None:
+        return ()  # results without intervals (older sweeps): nothing to say either way
+    acc = m.accuracy_key
+    others = [
+        f
+        for f in fams
+        if f in best
+        and f != leader
+        and pareto.separated(lead_row, rows.get(str(best[f]), {}), acc) is not True
+    ]
+    return (leader, *others)
 
 
 def _members(fronts: pareto.Fronts) -> tuple[FrontMember, ...]:

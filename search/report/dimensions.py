@@ -6,7 +6,10 @@ N, iterations, projection dim and patch size) and that has front-eligible trials
 * per dimension, per value: the trials behind it (trained trials and anytime points counted
   apart), the value's own front (its staircase: the best accuracy reachable at cost <= x)
   and its best accuracy at the family's matched cost levels (:func:`matched_levels`: the
-  costs of the family front's points, and the family's dearest point);
+  costs of the family front's points, and the family's dearest point); per level, whether
+  one value leads (:class:`LevelVerdict`): only when every value there is measured (at least
+  ``MEASURED_CONFIGS`` configurations of at least ``MEASURED_SEEDS`` seeds) and the leader's
+  interval is clear of every other's; else "not measured" or "not separated";
 * per cost axis: the recommendation table, one row per point of the family's front: the
   family's best configuration within that cost, and the best other family's ("baseline")
   accuracy within the same cost, and the gap.
@@ -26,6 +29,7 @@ from typing import Any
 
 from search import pareto
 from search.pareto import as_float
+from search.pareto.membership import seed_values
 from search.vocabulary import ANYTIME_ITERATIONS, ANYTIME_OF
 
 from .inputs import family_sort, hp_value
@@ -36,6 +40,7 @@ __all__ = [
     "Dimension",
     "DimensionValue",
     "FamilyDimensions",
+    "LevelVerdict",
     "Recommendation",
     "RecommendationTable",
     "WhichFamily",
@@ -47,6 +52,9 @@ __all__ = [
 Row = Mapping[str, Any]
 #: The most matched cost levels a dimension table compares values at.
 MAX_LEVELS = 6
+#: A dimension value is measured with at least this many configurations, each of at least this
+#: many seeds (replicates or confirmations); below, it reads "not measured".
+MEASURED_CONFIGS, MEASURED_SEEDS = 3, 2
 
 
 @dataclass(frozen=True)
@@ -74,18 +82,44 @@ class DimensionValue:
     #: and the trial that reaches it.
     best: tuple[float | None, ...]
     best_ids: tuple[str | None, ...]
+    #: Configurations of this value trained with at least ``MEASURED_SEEDS`` seeds.
+    n_seeded: int = 0
+    #: The 95 % interval of each level's best (:func:`search.pareto.row_interval`).
+    best_intervals: tuple[tuple[float, float] | None, ...] = ()
 
     @property
     def trial_ids(self) -> tuple[str, ...]:
         return tuple(str(r.get("trial_id")) for r in self.rows)
 
+    @property
+    def measured(self) -> bool:
+        """Enough seeded configurations to compare this value with another."""
+        return self.n_seeded >= MEASURED_CONFIGS
+
+    def best_row(self, level: int) -> Row | None:
+        """The row behind :attr:`best` at matched level index ``level``."""
+        tid = self.best_ids[level]
+        return next((r for r in self.rows if str(r.get("trial_id")) == tid), None)
+
+
+@dataclass(frozen=True)
+class LevelVerdict:
+    """What a dimension says at one matched cost level: ``separated`` (``leader`` is the value
+    whose interval is clear of every other value's), ``not separated``, ``not measured`` (a
+    value there has too few seeded configurations), or ``alone`` (one value reaches it)."""
+
+    kind: str
+    leader: Any = None
+
 
 @dataclass(frozen=True)
 class Dimension:
-    """A named dimension of a family and its values (ascending; a missing value last)."""
+    """A named dimension of a family and its values (ascending; a missing value last), and
+    the verdict at each matched level."""
 
     name: str
     values: tuple[DimensionValue, ...]
+    verdicts: tuple[LevelVerdict, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -121,6 +155,8 @@ class Recommendation:
     baseline_row: Row | None
     baseline_accuracy: float | None
     baseline_test_accuracy: float | None
+    #: Whether the two accuracies' intervals are disjoint (None: no baseline or no interval).
+    separated: bool | None = None
 
     @property
     def trial_id(self) -> str:
@@ -233,7 +269,31 @@ def _dimension_value(
         front,
         tuple(h[0] if h else None for h in hits),
         tuple(h[1] if h else None for h in hits),
+        sum(len(seed_values(r, acc)) >= MEASURED_SEEDS for r in rows if not _is_anytime(r)),
+        tuple(_interval_of(rows, h[1] if h else None, acc) for h in hits),
     )
+
+
+def _interval_of(rows: Sequence[Row], trial_id: str | None, acc: str) -> tuple[float, float] | None:
+    row = next((r for r in rows if str(r.get("trial_id")) == trial_id), None)
+    return None if row is None else pareto.row_interval(row, acc)
+
+
+def _verdict(values: Sequence[DimensionValue], level: int, acc: str) -> LevelVerdict:
+    """Which value leads at matched level ``level``, if any can be said to."""
+    reached = [v for v in values if v.best[level] is not None]
+    if len(reached) < 2:
+        return LevelVerdict("alone")
+    if not all(v.measured for v in reached):
+        return LevelVerdict("not measured")
+    leader = max(reached, key=lambda v: v.best[level] or 0.0)
+    lead_row = leader.best_row(level) or {}
+    clear = all(
+        pareto.separated(lead_row, v.best_row(level) or {}, acc) is True
+        for v in reached
+        if v is not leader
+    )
+    return LevelVerdict("separated", leader.value) if clear else LevelVerdict("not separated")
 
 
 def _dimension(
@@ -247,7 +307,9 @@ def _dimension(
     if all(v is None for v, _ in groups.values()):
         return None
     ordered = sorted(groups.values(), key=lambda g: _value_key(g[0]))
-    return Dimension(name, tuple(_dimension_value(v, rs, objs, levels) for v, rs in ordered))
+    values = tuple(_dimension_value(v, rs, objs, levels) for v, rs in ordered)
+    verdicts = tuple(_verdict(values, j, objs[0].name) for j in range(len(levels)))
+    return Dimension(name, values, verdicts)
 
 
 def _family_dimensions(
@@ -321,6 +383,7 @@ def _recommendations(
                 base[1] if base else None,
                 base[2] if base else None,
                 _test_accuracy(base[1] if base else None),
+                pareto.separated(row, base[1], acc) if base else None,
             )
         )
     baselines = tuple(f for f in family_sort(fronts.by_family) if f != family)

@@ -92,10 +92,22 @@ def matched_cost_html(data: ReportData) -> str:
     said = ", ".join(
         f"{f} {pct(m.accuracy[f][best])}" for f in fams if m.accuracy[f][best] is not None
     )
+    if len(mc.tied) > 1:
+        ranked = f" ({', '.join(mc.tied)}: not separated, their 95 % intervals overlap)"
+    elif mc.tied and mc.leader_seeds < 2:
+        ranked = (
+            f" ({mc.tied[0]} is clear of the others' evaluation-set intervals, but from one "
+            "seed: no winner is named until replicates or a confirmation measure it)"
+        )
+    elif mc.tied:
+        ranked = f" ({mc.tied[0]} leads, clear of the others' 95 % intervals)"
+    else:
+        ranked = ""
     return (
         f"<p>Best {esc(acc)} each family reaches within a {esc(cost)} budget, read off its "
         f"front (a step function: the best front point with {esc(cost)} &le; the budget). "
-        f"For example, <b>at {esc(cost_text(cost, m.costs[best]))}: {esc(said)}</b>.</p>"
+        f"For example, <b>at {esc(cost_text(cost, m.costs[best]))}: {esc(said)}</b>"
+        f"{esc(ranked)}.</p>"
         f'<table class="sortable" id="matched-cost-table"><thead><tr><th>{esc(cost)} budget'
         f"</th>{head}</tr></thead><tbody>{_matched_rows(mc)}</tbody></table>"
     )

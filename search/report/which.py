@@ -9,11 +9,20 @@ computes.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .data import ReportData
-from .dimensions import AnytimeOrigin, Dimension, FamilyDimensions, Recommendation, WhichFamily
+from .dimensions import (
+    MEASURED_CONFIGS,
+    MEASURED_SEEDS,
+    AnytimeOrigin,
+    Dimension,
+    FamilyDimensions,
+    LevelVerdict,
+    Recommendation,
+    WhichFamily,
+)
 from .dimensions import RecommendationTable as RecTable
 from .figures import DIMENSION_FIGURES, dimension_figure_key
 from .format import colour, cost_text, count_text, esc, gap_text, pct, value_label
@@ -67,7 +76,8 @@ def _rec_row(which: WhichFamily, table: RecTable, rec: Recommendation, i: int) -
         (rec.test_accuracy, pct(rec.test_accuracy), "num"),
         (rec.baseline_family or "", base, ""),
         (rec.baseline_accuracy, pct(rec.baseline_accuracy), "num"),
-        (rec.gap, gap_text(rec.gap), "num"),
+        (rec.gap, gap_text(rec.gap) + (" (not separated)" if rec.separated is False else ""),
+         "num"),
     ]  # fmt: skip
     tds = "".join(
         f'<td class="{cls}" data-value="{esc("" if v is None else v)}">{text}</td>'
@@ -103,7 +113,8 @@ def _recommend_html(which: WhichFamily) -> str:
         f"<p>For each point of the {esc(fam)} front (its cost is a budget): the best {esc(fam)} "
         f"configuration within that budget, its {esc(tables[0].accuracy_key)} and test accuracy, "
         f"and the best other family (baselines: {esc(baselines)}) within the same budget; the gap "
-        "is in accuracy points. Open a config to copy it (JSON, YAML, or the named dimensions as "
+        "is in accuracy points, <b>not separated</b> where the two 95 % intervals overlap. Open "
+        "a config to copy it (JSON, YAML, or the named dimensions as "
         "<code>--set</code> overrides for <code>paretotune run</code>).</p>"
         f'<label>cost axis <select data-group="recommend-{esc(fam)}" '
         f'onchange="paretotuneAxis(this)">{options}</select></label>'
@@ -111,32 +122,45 @@ def _recommend_html(which: WhichFamily) -> str:
     )
 
 
-def _top(values: Iterable[float | None]) -> float | None:
-    """The largest of ``values`` that is not None (None when all are)."""
-    return max((v for v in values if v is not None), default=None)
+def _verdict_text(dim: Dimension, verdict: LevelVerdict) -> str:
+    """A level's verdict, as the table's last row says it."""
+    if verdict.kind == "separated":
+        return f"{value_label(dim.name, verdict.leader)} leads"
+    return {"alone": "-", "not measured": "not measured", "not separated": "not separated"}[
+        verdict.kind
+    ]
 
 
 def _levels_table(fd: FamilyDimensions, dim: Dimension) -> str:
-    """Best accuracy per value at each matched level (the best per level in bold)."""
+    """Best accuracy per value at each matched level, each with its interval; a value is in
+    bold only where it leads clear of every other value's interval (the verdict row)."""
     heads = "".join(f"<th>&le; {esc(cost_text(fd.cost_key, c))}</th>" for c in fd.levels)
-    tops = [_top(v.best[j] for v in dim.values) for j in range(len(fd.levels))]
     rows = []
     for v in dim.values:
-        cells = "".join(
-            f'<td class="num" data-value="{"" if a is None else a}" title="{esc(t or "")}">'
-            + ("-" if a is None else f"<b>{pct(a)}</b>" if a == tops[j] else pct(a))
-            + "</td>"
-            for j, (a, t) in enumerate(zip(v.best, v.best_ids))
-        )
+        cells = []
+        for j, (a, t) in enumerate(zip(v.best, v.best_ids)):
+            verdict = dim.verdicts[j] if j < len(dim.verdicts) else LevelVerdict("alone")
+            lead = verdict.kind == "separated" and verdict.leader == v.value
+            span = v.best_intervals[j] if j < len(v.best_intervals) else None
+            text = "-" if a is None else f"<b>{pct(a)}</b>" if lead else pct(a)
+            if a is not None and span is not None:
+                text += f' <span class="muted">[{pct(span[0])}, {pct(span[1])}]</span>'
+            cells.append(
+                f'<td class="num" data-value="{"" if a is None else a}" title="{esc(t or "")}">'
+                f"{text}</td>"
+            )
+        seeded = "" if v.measured else " (not measured)"
         rows.append(
             f"<tr><td>{esc(value_label(dim.name, v.value))}</td><td data-value="
-            f'"{v.n_trials + v.n_anytime}">{esc(count_text(v.n_trials, v.n_anytime))}</td>'
-            f"{cells}</tr>"
+            f'"{v.n_trials + v.n_anytime}">{esc(count_text(v.n_trials, v.n_anytime))}'
+            f"; {v.n_seeded} with &ge; {MEASURED_SEEDS} seeds{seeded}</td>{''.join(cells)}</tr>"
         )
+    verdicts = "".join(f"<td>{esc(_verdict_text(dim, vd))}</td>" for vd in dim.verdicts)
     return (
         f'<table class="sortable" id="levels-{esc(fd.family)}-{esc(dim.name)}"><thead><tr>'
         f"<th>{esc(dim.name)}</th><th>trials</th>{heads}</tr></thead>"
-        f"<tbody>{''.join(rows)}</tbody></table>"
+        f"<tbody>{''.join(rows)}</tbody>"
+        f'<tfoot><tr class="verdict"><td>verdict</td><td></td>{verdicts}</tr></tfoot></table>'
     )
 
 
@@ -148,8 +172,12 @@ def _dimensions_html(which: WhichFamily, figure: Callable[[str], str]) -> str:
     parts = [
         f"<p>Per named dimension: the best {esc(fd.accuracy_key)} each value reaches within a "
         f"{esc(fd.cost_title)} budget (the costs of the {esc(which.family)} front's points and "
-        "its dearest trial; hover a cell for the trial). Anytime points count as points, apart "
-        "from trained trials.</p>"
+        "its dearest trial; hover a cell for the trial), with its 95 % interval (the seeds' t "
+        "interval, else the evaluation set's Wilson interval). Anytime points count as points, "
+        "apart from trained trials. A value leads at a budget (bold) only when its interval is "
+        "clear of every other value's there; overlapping intervals are <b>not separated</b>, "
+        f"and a value with fewer than {MEASURED_CONFIGS} configurations of {MEASURED_SEEDS} "
+        "seeds or more is <b>not measured</b>: one seed's draw names no winner.</p>"
     ]
     for dim in fd.dimensions:
         parts += [
