@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import statistics
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +20,17 @@ import optuna
 from search import storage
 from search.errors import UserError, reason
 from search.pareto.intervals import wilson
-from search.pareto.membership import front_membership
+from search.pareto.membership import front_membership, seed_values
 from search.vocabulary import ANYTIME_ITERATIONS, ANYTIME_OF, OBJECTIVES, TrialStatus, to_jsonable
 
 __all__ = [
+    "CONFIRMATIONS",
     "ROW_COLUMNS",
     "add_membership",
     "export_results",
+    "load_confirmations",
     "load_rows",
+    "merge_confirmations",
     "objective_columns",
     "read_trials",
     "trial_rows",
@@ -56,6 +60,9 @@ ROW_COLUMNS = (
     "val_accuracy_seeds",
     "test_accuracy_sd",
     "test_accuracy_seeds",
+    "confirmations",
+    "confirmed_val_accuracy",
+    "confirmed_test_accuracy",
     "front_probability",
     "family_front_probability",
     "params",
@@ -74,6 +81,10 @@ def objective_columns(objectives: dict[str, str]) -> dict[str, str]:
     "latency_ms": "min"}``: objectives keyed by the row column that holds them."""
     return {OBJECTIVES[name].column: mode for name, mode in objectives.items()}
 
+
+#: A results folder's confirmations (``paretotune confirm``): ``{"runs": [run, ...]}``, one run
+#: per finished seed.
+CONFIRMATIONS = "confirmations.json"
 
 _INTERRUPTED_REASON = "the sweep stopped while it ran; re-queued on resume"
 
@@ -166,6 +177,7 @@ def export_results(
     if isinstance(out_dir, Path):
         out_dir.mkdir(parents=True, exist_ok=True)
     rows = trial_rows(study)
+    merge_confirmations(rows, load_confirmations(out_dir))
     objectives = objective_columns(experiment["objectives"])
     membership = add_membership(rows, objectives)
     doc = {
@@ -197,6 +209,42 @@ def add_membership(rows: list[dict[str, Any]], objectives: dict[str, str]) -> di
         row["front_probability"] = membership.overall.get(tid)
         row["family_front_probability"] = membership.within_family.get(tid)
     return {"model": "normal", "draws": membership.draws, "seed_sd": dict(membership.seed_sd)}
+
+
+def load_confirmations(out_dir: storage.Where) -> list[dict[str, Any]]:
+    """The runs in ``<out_dir>/confirmations.json`` ([] when there is none)."""
+    path = storage.join(out_dir, CONFIRMATIONS)
+    if not storage.is_file(path):
+        return []
+    try:
+        runs = json.loads(storage.read_text(path)).get("runs", [])
+    except (ValueError, AttributeError) as exc:
+        raise UserError(f"{path}: not a confirmations file ({exc})") from None
+    return [r for r in runs if isinstance(r, dict) and "confirms" in r]
+
+
+def merge_confirmations(rows: list[dict[str, Any]], runs: Sequence[dict[str, Any]]) -> None:
+    """Add each confirmed row's new seeds to its ``<split>_accuracy_seeds`` (its own first),
+    with ``confirmations`` (their count) and ``confirmed_<split>_accuracy`` (the mean of every
+    seed); the sweep's own ``val_accuracy``, the objective the study holds, is left alone."""
+    by_trial: dict[str, list[dict[str, Any]]] = {}
+    for run in runs:
+        by_trial.setdefault(str(run["confirms"]), []).append(run)
+    for row in rows:
+        extra = by_trial.get(str(row.get("trial_id")))
+        row["confirmations"] = len(extra or [])
+        if not extra:
+            continue
+        for split in ("val", "test"):
+            column = f"{split}_accuracy"
+            own = seed_values(row, column) or (
+                [float(row[column])] if isinstance(row.get(column), (int, float)) else []
+            )
+            more = [float(r[column]) for r in extra if isinstance(r.get(column), (int, float))]
+            seeds = own + more
+            row[f"{column}_seeds"] = seeds
+            row[f"{column}_sd"] = statistics.stdev(seeds) if len(seeds) > 1 else None
+            row[f"confirmed_{column}"] = statistics.fmean(seeds) if seeds else None
 
 
 def read_trials(out_dir: storage.Where) -> dict[str, Any]:

@@ -23,7 +23,8 @@ __all__ = ["register"]
 
 
 def register(subparsers: Any) -> None:
-    """Add ``run``, ``resume``, ``reproduce`` and ``report`` to the ``paretotune`` parser."""
+    """Add ``run``, ``resume``, ``reproduce``, ``confirm`` and ``report`` to the ``paretotune``
+    parser."""
     run = subparsers.add_parser(
         "run",
         help="run a sweep",
@@ -69,6 +70,20 @@ def register(subparsers: Any) -> None:
         help="a trial trained with replicates: retrain its seed R (0-based) alone",
     )
     again.set_defaults(func=_reproduce)
+
+    sure = subparsers.add_parser(
+        "confirm",
+        help="re-train with fresh seeds the configurations whose place on the front is uncertain",
+    )
+    sure.add_argument("output_dir", metavar="DIR")
+    sure.add_argument(
+        "--seeds", type=int, default=2, metavar="K", help="new seeds per configuration (2)"
+    )
+    sure.add_argument(
+        "--max-trainings", type=int, default=8, metavar="M", help="trainings in all (8)"
+    )
+    sure.add_argument("--no-report", action="store_true", help="skip report.html")
+    sure.set_defaults(func=_confirm)
 
     report = subparsers.add_parser("report", help="write report.html for a results dir")
     report.add_argument("output_dir", metavar="DIR")
@@ -141,6 +156,57 @@ def _results_dir(command: str, output_dir: str) -> tuple[storage.Where, dict[str
         return out, read_trials(out)
     except UserError as exc:
         raise UserError(f"{command} {exc}") from None
+
+
+def _confirm(args: argparse.Namespace) -> int:
+    import optuna
+
+    from search.confirm import check_confirmable, confirm
+    from search.results import export_results
+    from search.sweep import open_study
+
+    out, trials = _results_dir("confirm", args.output_dir)
+    args.where = out
+    if not isinstance(out, Path):
+        raise UserError(f"confirm {out}: works on a local results folder")
+    try:
+        exp = load_experiment(out / "experiment.yaml")  # read and validated here, once
+    except UserError as exc:
+        raise UserError(f"confirm {out}: experiment.yaml: {exc}") from None
+    with console.libraries_to_log("confirm", enabled=not args.debug):
+        study = open_study(exp, create=False)
+        running = sum(t.state == optuna.trial.TrialState.RUNNING for t in study.trials)
+        check_confirmable(trials["trials"], running, out, args.max_trainings, args.seeds)
+        console.keep_log_in(out)
+        try:
+            outcome = confirm(
+                out,
+                experiment=exp,
+                rows=list(trials["trials"]),
+                objectives=trials["objectives"],
+                seeds=args.seeds,
+                max_trainings=args.max_trainings,
+                say=console.say,
+            )
+        except KeyboardInterrupt:
+            export_results(study, out, experiment=exp.to_dict())
+            console.say(
+                f"confirm: interrupted; every finished seed is kept in {out}/confirmations.json "
+                f"(run `paretotune confirm {out}` again to continue)",
+                err=True,
+            )
+            return 130
+        export_results(study, out, experiment=exp.to_dict())
+    console.say(
+        f"confirm: {len(outcome.trained)} seed(s) trained; stopped: {outcome.stopped_because}"
+    )
+    left = ", ".join(f"{t} ({outcome.probability[t]:.2f})" for t in outcome.uncertain)
+    console.say(f"  still uncertain: {left}" if left else "  no configuration is uncertain")
+    if not args.no_report:
+        from search.report import write_report
+
+        console.say(f"report: {write_report(out)}")
+    return 0
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -3,8 +3,8 @@
 An accuracy is one draw: another seed (initialisation, batch order, dropout) would have
 trained a different model, and the evaluation set is a sample of the images the model will
 see. Costs (FLOPs, parameters) are exact. So each eligible row's accuracy is resampled from a
-normal model, its centre the recorded value (the mean of its seeds when it has several), its
-variance the sum of
+normal model, its centre the mean of its seeds when it has several (replicates and
+confirmations), else its recorded value, its variance the sum of
 
 * the evaluation set's binomial variance, ``p (1 - p) / n`` (``<split>_images`` in the row),
 * the seed variance of the row's family, pooled over every row of that family that was trained
@@ -102,6 +102,12 @@ def _binomial_variance(row: Mapping[str, Any], column: str) -> float:
     return p * (1 - p) / float(n)
 
 
+def _centre(row: Mapping[str, Any], column: str) -> float:
+    """The mean of ``row``'s seeds (its replicates and confirmations), else its value."""
+    seeds = seed_values(row, column)
+    return float(np.mean(seeds)) if len(seeds) >= 2 else float(row[column])
+
+
 def _row_sd(row: Mapping[str, Any], column: str, family_sd: Mapping[str, float]) -> float:
     """The standard deviation of ``row``'s ``column`` as an estimate of what the configuration
     reaches: (family seed variance + binomial variance) / number of seeds, square-rooted."""
@@ -159,6 +165,7 @@ def front_membership(
     sd = np.zeros_like(mean)
     for i in noisy:
         sd[:, i] = [_row_sd(r, objs[i].name, pooled[i]) for r in pool]
+        mean[:, i] = [_centre(r, objs[i].name) for r in pool]
     signs = direction_signs([o.direction for o in objs], len(objs))
     rng = np.random.default_rng(seed)
     ids = [str(r.get("trial_id")) for r in pool]
