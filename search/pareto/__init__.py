@@ -25,6 +25,7 @@ point (:func:`default_reference`) is:
   "accuracy x decades of cost".
 """
 
+from search.pareto.attainment import AttainmentBand, attainment_band
 from search.pareto.fronts import (
     Front,
     FrontPoint,
@@ -60,6 +61,7 @@ from search.pareto.objectives import (
 )
 
 __all__ = [
+    "AttainmentBand",
     "Direction",
     "Front",
     "FrontPoint",
@@ -71,6 +73,7 @@ __all__ = [
     "accuracy_at_cost",
     "as_float",
     "as_objectives",
+    "attainment_band",
     "cost_levels",
     "default_reference",
     "eligible_rows",

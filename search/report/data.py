@@ -103,6 +103,8 @@ class FrontView:
     published: tuple[PublishedPoint, ...] = ()
     #: The sweep's dataset: a preset's reported accuracy is drawn only on its own dataset's plot.
     dataset: str = ""
+    #: The seeds' attainment band on this axis (None: no row has two seeds or more).
+    band: pareto.AttainmentBand | None = None
 
     def preset_accuracy(self, preset: PresetPoint) -> float | None:
         """Where ``preset`` sits on the accuracy axis: its reported accuracy when it was
@@ -358,6 +360,7 @@ def _front_view(
         tuple(placed),
         _placed_published(published, key),
         results.dataset,
+        pareto.attainment_band(fronts.eligible, results.accuracy_key, key),
     )
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from search.data.published import PublishedResult
-from search.pareto import as_float
+from search.pareto import as_float, row_interval
 
 from .data import (
     STATUS_COLUMNS,
@@ -189,7 +189,7 @@ def _member_cells(member: FrontMember, acc: str) -> str:
         (fam, f'<span class="swatch" style="background:{colour(fam)}"></span>{esc(fam)}', ""),
         (int(member.overall), "yes" if member.overall else "", ""),
         (as_float(row.get(acc)), f"{as_float(row.get(acc)):.4f}", "num"),
-        (as_float(row.get(f"{acc}_low")), _interval(row, acc), "num"),
+        ((row_interval(row, acc) or (None,))[0], _interval(row, acc), "num"),
         *(_probability_cell(row.get(k)) for k in ("front_probability", "family_front_probability")),
         (as_float(row.get("flops")), si(row.get("flops")), "num"),
         (as_float(row.get("params")), si(row.get("params")), "num"),
@@ -212,9 +212,9 @@ def _seed_note(data: ReportData) -> str:
 
 
 def _interval(row: Mapping[str, Any], acc: str) -> str:
-    """``[0.8561, 0.8703]``, or "-" when ``row`` records no interval for ``acc``."""
-    low, high = as_float(row.get(f"{acc}_low")), as_float(row.get(f"{acc}_high"))
-    return f"[{low:.4f}, {high:.4f}]" if math.isfinite(low) and math.isfinite(high) else "-"
+    """``[0.8561, 0.8703]`` (:func:`search.pareto.row_interval`), or "-" without one."""
+    span = row_interval(row, acc)
+    return "-" if span is None else f"[{span[0]:.4f}, {span[1]:.4f}]"
 
 
 def _probability_cell(value: Any) -> Cell:
@@ -244,14 +244,15 @@ def front_table_html(data: ReportData) -> str:
         f'<td data-value="">{config_boxes(config(m.row), str(i))}</td></tr>'
         for i, m in enumerate(data.members)
     )
-    heads = ("trial", "family", "overall front", acc, "95% Wilson interval", "P(front)",
+    heads = ("trial", "family", "overall front", acc, "95% interval", "P(front)",
              "P(family front)", "FLOPs", "params", "latency", "epochs", "status",
              "config")  # fmt: skip
     head = "".join(f"<th>{esc(h)}</th>" for h in heads)
     return (
         "<p>Every member of a family front (objectives: "
         f"{esc(', '.join(o.name for o in data.results.objectives))}). Click a header to sort; "
-        "open a config to copy it. The interval is the evaluation set's sampling error; "
+        "open a config to copy it. The interval is the seeds' t interval, or with one seed the "
+        "evaluation set's Wilson interval (its sampling error only); "
         "P(front) and P(family front) are the probabilities that the configuration is "
         "non-dominated, overall and within its family, when accuracies are redrawn from their "
         f"noise{_seed_note(data)}.</p>"

@@ -10,7 +10,8 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from search.pareto import as_float
+from search.pareto import as_float, row_interval
+from search.pareto.membership import seed_values
 
 from ..format import cost_text, esc, pct, si
 from ..inputs import config
@@ -46,23 +47,26 @@ def trial_hover(row: Mapping[str, Any], acc_key: str, origin: str = "") -> str:
 
 
 def interval_text(row: Mapping[str, Any], acc_key: str) -> str:
-    """`` [85.6%, 87.0%] 95% Wilson, 6,000 images`` when ``row`` carries ``acc_key``'s
-    interval (``<acc_key>_low``/``_high``), else ""."""
-    low, high = as_float(row.get(f"{acc_key}_low")), as_float(row.get(f"{acc_key}_high"))
-    if not (math.isfinite(low) and math.isfinite(high)):  # no interval recorded
+    """`` [85.6%, 87.0%] 95% t, 2 seeds`` or `` [..] 95% Wilson, 6,000 images``: ``row``'s
+    interval for ``acc_key`` (:func:`search.pareto.row_interval`), else ""."""
+    span = row_interval(row, acc_key)
+    if span is None:
         return ""
-    split = acc_key.split("_", 1)[0]
-    n = row.get(f"{split}_images")
+    seeds = seed_values(row, acc_key)
+    if len(seeds) >= 2:
+        return f" [{pct(span[0])}, {pct(span[1])}] 95% t, {len(seeds)} seeds"
+    n = row.get(f"{acc_key.split('_', 1)[0]}_images")
     size = f", {int(n):,} images" if isinstance(n, (int, float)) else ""
-    return f" [{pct(low)}, {pct(high)}] 95% Wilson{size}"
+    return f" [{pct(span[0])}, {pct(span[1])}] 95% Wilson{size}"
 
 
 def error_bars(rows: Sequence[Mapping[str, Any]], acc_key: str) -> dict[str, Any] | None:
-    """Plotly ``error_y`` for ``rows``' accuracies from their recorded intervals; None when no
-    row has one (a bar is missing where its row has none)."""
+    """Plotly ``error_y`` for ``rows``' accuracies from their intervals (the seeds' t interval,
+    else the evaluation set's Wilson); None when no row has one (a bar is missing where its
+    row has none)."""
     acc = [as_float(r.get(acc_key)) for r in rows]
-    low = [as_float(r.get(f"{acc_key}_low")) for r in rows]
-    high = [as_float(r.get(f"{acc_key}_high")) for r in rows]
+    spans = [row_interval(r, acc_key) or (math.nan, math.nan) for r in rows]
+    low, high = [s[0] for s in spans], [s[1] for s in spans]
     if not any(math.isfinite(v) for v in low):
         return None
     return {

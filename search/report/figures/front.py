@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -18,8 +19,15 @@ from .common import HOVER, error_bars, trial_hover, with_notes
 __all__ = ["front_figure"]
 
 
+def _shade(row: Mapping[str, Any]) -> float:
+    """A point's opacity: its probability of being on the front (0.15 to 0.9; 0.45 without)."""
+    p = as_float(row.get("front_probability"))
+    return 0.15 + 0.75 * p if math.isfinite(p) else 0.45
+
+
 def _points_trace(view: FrontView, family: str, acc: str) -> go.Scatter:
-    """Every front-eligible trial of ``family``, faint."""
+    """Every front-eligible trial of ``family``, shaded by its probability of being on the
+    front (faint: unlikely)."""
     key, pts = view.cost_key, view.points(family)
     return go.Scatter(
         x=[as_float(r[key]) for r in pts],
@@ -28,7 +36,7 @@ def _points_trace(view: FrontView, family: str, acc: str) -> go.Scatter:
         name=family,
         legendgroup=family,
         customdata=[str(r.get("trial_id")) for r in pts],
-        marker={"color": colour(family), "size": 8, "opacity": 0.45},
+        marker={"color": colour(family), "size": 8, "opacity": [_shade(r) for r in pts]},
         text=[trial_hover(r, acc) for r in pts],
         hovertemplate=HOVER,
         meta={"view": key, "kind": "points", "family": family},
@@ -172,10 +180,51 @@ def _published_trace(view: FrontView) -> go.Scatter:
     )
 
 
+#: The attainment band's traces: (percentile, legend name, line style).
+_BAND = (
+    (75.0, "seeds' attainment: 75 % of fronts reach", {"width": 0}),
+    (25.0, "seeds' attainment: 25-75 % band", {"width": 0}),
+    (50.0, "seeds' attainment: median front", {"color": "#555", "dash": "dash", "width": 1.5}),
+)
+
+
+def _band_traces(view: FrontView) -> list[go.Scatter]:
+    """The seeds' 25-75 % attainment band (filled) and its median surface, as step lines."""
+    band = view.band
+    if band is None:
+        return []
+    traces = []
+    for percentile, name, line in _BAND:
+        corners = band.surfaces.get(percentile, ())
+        traces.append(
+            go.Scatter(
+                x=[c for c, _ in corners],
+                y=[a for _, a in corners],
+                mode="lines",
+                name=name,
+                legendgroup="attainment",
+                line={"shape": "hv", **line},
+                fill="tonexty" if percentile == 25.0 else None,
+                fillcolor="rgba(120, 120, 120, 0.18)",
+                hoverinfo="skip",
+                showlegend=percentile != 75.0,
+                meta={
+                    "view": view.cost_key,
+                    "kind": "attainment",
+                    "family": None,
+                    "percentile": percentile,
+                    "seeds": band.seeds,
+                },
+            )
+        )
+    return traces
+
+
 def _view_traces(view: FrontView, acc: str) -> list[go.Scatter]:
-    """One view's traces: points, family fronts, overall front, infeasible trials, presets,
-    published results."""
-    traces = [_points_trace(view, f, acc) for f in view.families]
+    """One view's traces: the seeds' attainment band, points, family fronts, overall front,
+    infeasible trials, presets, published results."""
+    traces = _band_traces(view)
+    traces += [_points_trace(view, f, acc) for f in view.families]
     traces += [_family_front_trace(view, f, acc) for f in view.families]
     traces.append(_overall_front_trace(view, acc))
     if view.infeasible:

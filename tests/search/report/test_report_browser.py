@@ -106,6 +106,9 @@ def test_report_renders_without_javascript_errors(
     assert errors == []
     assert rendered == len(figures)  # every figure drew its SVG
     assert dom.count('class="main-svg"') >= len(figures)
+    # the front's error bars and the seeds' attainment band were drawn as SVG
+    assert dom.count('class="yerror"') > 0
+    assert 'class="js-fill"' in dom
     sorted_acc = re.search(r'<pre id="sorted">(.*?)</pre>', dom)
     assert sorted_acc is not None
     values = json.loads(sorted_acc.group(1))

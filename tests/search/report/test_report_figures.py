@@ -244,25 +244,55 @@ def test_three_objectives(tmp_path: Path) -> None:
         "val_accuracy", "flops", "latency_ms"]  # fmt: skip
 
 
-def test_front_points_carry_their_recorded_intervals_as_error_bars(
-    results: report.Results,
-) -> None:
+def test_front_points_carry_their_intervals_as_error_bars(results: report.Results) -> None:
     import dataclasses
 
-    from search.pareto.intervals import wilson
+    from search.pareto import row_interval, wilson
 
+    rows = {str(r["trial_id"]): r for r in results.rows}
     fig = front_figure(report.compute_report_data(results, []))
     fronts = by_kind(list(fig.data), "flops", "family_front")
     assert fronts
-    for t in fronts:  # the fixture's val set: 216 images
-        for acc, up, down in zip(t.y, t.error_y.array, t.error_y.arrayminus):
-            low, high = wilson(acc, 216) or (0.0, 0.0)
+    for t in fronts:  # the fixture's COMPLETE trials have 2 seeds: their t interval
+        for tid, acc, up, down in zip(t.customdata, t.y, t.error_y.array, t.error_y.arrayminus):
+            low, high = row_interval(rows[tid], "val_accuracy") or (0.0, 0.0)
             assert up == pytest.approx(high - acc) and down == pytest.approx(acc - low)
-            assert up > 0 and down > 0.02  # a 216-image set: several points below
+            assert up > 0 and down > 0
+        assert "95% t, 2 seeds" in t.text[0]
+    # one seed: the evaluation set's Wilson interval (216 val images)
+    one = tuple(
+        {**{k: v for k, v in r.items() if not k.endswith("_seeds")}, "val_images": 216,
+         **dict(zip(("val_accuracy_low", "val_accuracy_high"),
+                    wilson(r.get("val_accuracy"), 216) or (None, None)))}
+        for r in results.rows
+    )  # fmt: skip
+    fig = front_figure(report.compute_report_data(dataclasses.replace(results, rows=one), []))
+    for t in by_kind(list(fig.data), "flops", "family_front"):
+        for acc, up in zip(t.y, t.error_y.array):
+            assert up == pytest.approx((wilson(acc, 216) or (0, 0))[1] - acc)
         assert "95% Wilson, 216 images" in t.text[0]
-    # rows without recorded sizes (older results) draw no bars rather than wrong ones
-    unsized = tuple(
+    # rows without any interval (older results) draw no bars rather than wrong ones
+    bare = tuple(
         {k: v for k, v in r.items() if not k.startswith("val_accuracy_")} for r in results.rows
     )
-    plain = front_figure(report.compute_report_data(dataclasses.replace(results, rows=unsized), []))
+    plain = front_figure(report.compute_report_data(dataclasses.replace(results, rows=bare), []))
     assert all(t.error_y.array is None for t in by_kind(list(plain.data), "flops", "family_front"))
+
+
+def test_the_seeds_attainment_band_is_drawn_under_the_fronts(results: report.Results) -> None:
+    from search.pareto import attainment_band, fronts
+
+    fig = front_figure(report.compute_report_data(results, []))
+    band = by_kind(list(fig.data), "flops", "attainment")
+    assert [t.meta["percentile"] for t in band] == [75.0, 25.0, 50.0]
+    assert band[1].fill == "tonexty"  # the 25-75 % band is the area between the two
+    expected = attainment_band(
+        fronts(results.rows, {"val_accuracy": "max", "flops": "min"}).eligible,
+        "val_accuracy",
+        "flops",
+    )
+    assert expected is not None
+    for t in band:
+        assert list(zip(t.x, t.y)) == list(expected.surfaces[t.meta["percentile"]])
+    first = [t.meta["kind"] for t in fig.data if t.meta["view"] == "flops"]
+    assert first[:3] == ["attainment"] * 3  # drawn first: under every point
