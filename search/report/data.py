@@ -105,6 +105,15 @@ class FrontView:
     dataset: str = ""
     #: The seeds' attainment band on this axis (None: no row has two seeds or more).
     band: pareto.AttainmentBand | None = None
+    #: After ``paretotune confirm``: the overall front of the seeds' means (None before).
+    confirmed: pareto.Front | None = None
+
+    def front_changes(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(joined, left): the trials confirmation put on the overall front, and took off."""
+        if self.confirmed is None:
+            return (), ()
+        before, after = set(self.fronts.overall.trial_ids), set(self.confirmed.trial_ids)
+        return tuple(sorted(after - before)), tuple(sorted(before - after))
 
     def preset_accuracy(self, preset: PresetPoint) -> float | None:
         """Where ``preset`` sits on the accuracy axis: its reported accuracy when it was
@@ -361,7 +370,20 @@ def _front_view(
         _placed_published(published, key),
         results.dataset,
         pareto.attainment_band(fronts.eligible, results.accuracy_key, key),
+        _confirmed_front(fronts, results.accuracy_key, key),
     )
+
+
+def _confirmed_front(fronts: pareto.Fronts, acc: str, key: str) -> pareto.Front | None:
+    """The overall front with each confirmed row at the mean of all its seeds
+    (``confirmed_<acc>``); None when no row was confirmed."""
+    if not any(r.get("confirmations") for r in fronts.eligible):
+        return None
+    means = [
+        {**r, acc: r[f"confirmed_{acc}"]} if r.get(f"confirmed_{acc}") is not None else r
+        for r in fronts.eligible
+    ]
+    return pareto.pareto_front(means, {acc: "max", key: "min"})
 
 
 def _front_data(
@@ -377,6 +399,15 @@ def _front_data(
     ]
     views = [v for v in views if v.fronts.eligible]
     notes = list(preset_notes)
+    if views and views[0].confirmed is not None:
+        joined, left = views[0].front_changes()
+        notes.append(
+            f"after confirmation ({views[0].cost_key}): "
+            + (f"joined the front: {', '.join(joined)}; " if joined else "")
+            + (f"left it: {', '.join(left)}" if left else "")
+            if joined or left
+            else f"after confirmation ({views[0].cost_key}): the front kept the same trials"
+        )
     if not views:
         notes.append("no COMPLETE trial with finite objectives: nothing to draw")
     return FrontData(results.accuracy_key, tuple(views), tuple(notes))

@@ -220,6 +220,23 @@ def _band_traces(view: FrontView) -> list[go.Scatter]:
     return traces
 
 
+def _confirmed_trace(view: FrontView, acc: str) -> go.Scatter | None:
+    """The front of the seeds' means after ``paretotune confirm``: dashed, with intervals."""
+    front = view.confirmed
+    if front is None:
+        return None
+    style: dict[str, Any] = {
+        "line": {"color": "#222", "width": 2, "dash": "dash", "shape": "hv"},
+        "marker": {"symbol": "diamond-open", "size": 11, "color": "#222"},
+    }
+    bars = error_bars([p.row for p in front.points], acc)  # each mean with its seeds' t
+    if bars:
+        style["error_y"] = {**bars, "color": "#222"}
+    trace = _front_trace(view, front, acc, name="confirmed front (seed means)", style=style)
+    trace.meta = {**trace.meta, "kind": "confirmed_front"}
+    return trace
+
+
 def _view_traces(view: FrontView, acc: str) -> list[go.Scatter]:
     """One view's traces: the seeds' attainment band, points, family fronts, overall front,
     infeasible trials, presets, published results."""
@@ -227,6 +244,9 @@ def _view_traces(view: FrontView, acc: str) -> list[go.Scatter]:
     traces += [_points_trace(view, f, acc) for f in view.families]
     traces += [_family_front_trace(view, f, acc) for f in view.families]
     traces.append(_overall_front_trace(view, acc))
+    confirmed = _confirmed_trace(view, acc)
+    if confirmed is not None:
+        traces.append(confirmed)
     if view.infeasible:
         traces.append(_infeasible_trace(view))
     for reported in (True, False):

@@ -296,3 +296,25 @@ def test_the_seeds_attainment_band_is_drawn_under_the_fronts(results: report.Res
         assert list(zip(t.x, t.y)) == list(expected.surfaces[t.meta["percentile"]])
     first = [t.meta["kind"] for t in fig.data if t.meta["view"] == "flops"]
     assert first[:3] == ["attainment"] * 3  # drawn first: under every point
+
+
+def test_a_confirmation_draws_the_front_of_the_seed_means_and_names_what_changed(
+    results: report.Results,
+) -> None:
+    import dataclasses
+
+    data = report.compute_report_data(results, [])
+    assert not by_kind(list(front_figure(data).data), "flops", "confirmed_front")
+    top = data.fronts.overall.points[-1].row  # the most accurate trial of the front
+    seeds = [*top["val_accuracy_seeds"], 0.30, 0.31]  # two confirmations far below
+    mean = sum(seeds) / len(seeds)
+    confirmed = tuple(
+        {**r, "confirmations": 2, "val_accuracy_seeds": seeds, "confirmed_val_accuracy": mean}
+        if r["trial_id"] == top["trial_id"]
+        else r
+        for r in results.rows
+    )
+    fig = front_figure(report.compute_report_data(dataclasses.replace(results, rows=confirmed), []))
+    (trace,) = by_kind(list(fig.data), "flops", "confirmed_front")
+    assert top["trial_id"] not in trace.customdata  # its seeds' mean is off the front now
+    assert f"left it: {top['trial_id']}" in " ".join(notes(fig))
