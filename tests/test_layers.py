@@ -34,7 +34,7 @@ SEARCH_LAYERS: tuple[tuple[str, ...], ...] = (
     ("results", "pareto"),
     ("report",),
     ("sweep",),
-    ("reproduce", "confirm"),
+    ("reproduce",),
     ("cli",),
 )
 

@@ -161,9 +161,9 @@ def _results_dir(command: str, output_dir: str) -> tuple[storage.Where, dict[str
 def _confirm(args: argparse.Namespace) -> int:
     import optuna
 
-    from search.confirm import check_confirmable, confirm
     from search.results import export_results
     from search.sweep import open_study
+    from search.sweep.confirm import check_confirmable, confirm
 
     out, trials = _results_dir("confirm", args.output_dir)
     args.where = out

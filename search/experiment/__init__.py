@@ -23,6 +23,7 @@ from search.experiment.loading import (
 )
 from search.experiment.schema import (
     Budget,
+    ConfirmConfig,
     DatasetConfig,
     Experiment,
     Resources,
@@ -34,6 +35,7 @@ from search.experiment.schema import (
 __all__ = [
     "PRESETS_DIR",
     "Budget",
+    "ConfirmConfig",
     "DatasetConfig",
     "Experiment",
     "Resources",

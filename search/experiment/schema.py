@@ -26,6 +26,7 @@ from search.vocabulary import (
 
 __all__ = [
     "Budget",
+    "ConfirmConfig",
     "DatasetConfig",
     "Experiment",
     "Resources",
@@ -124,6 +125,15 @@ class Resources:
 
 
 @dataclass(frozen=True)
+class ConfirmConfig:
+    """The sweep's last phase (``paretotune confirm`` after the trials): fresh seeds for the
+    configurations whose front membership is uncertain; ``max_trainings: 0`` skips it."""
+
+    seeds: int = 2  # new seeds per uncertain configuration
+    max_trainings: int = 0  # trainings in all
+
+
+@dataclass(frozen=True)
 class Experiment:
     """A whole sweep, frozen and validated. Build it with :func:`load_experiment`."""
 
@@ -147,6 +157,7 @@ class Experiment:
     budget: Budget = field(default_factory=Budget)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     resources: Resources = field(default_factory=Resources)
+    confirm: ConfirmConfig = field(default_factory=ConfirmConfig)
     space: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
     storage: str | None = None

@@ -48,6 +48,8 @@ def check_experiment(exp: Experiment) -> None:
     positive("epochs", exp.epochs)
     _in_range("epochs", exp.epochs, 1, MAX_COUNT)
     _in_range("replicates", exp.replicates, 1, MAX_REPLICATES)
+    _in_range("confirm.seeds", exp.confirm.seeds, 1, MAX_REPLICATES)
+    _in_range("confirm.max_trainings", exp.confirm.max_trainings, 0, MAX_COUNT)
     if exp.replicates > 1 and exp.resources.workers_per_trial > 1:
         raise UserError(
             f"replicates={exp.replicates} with resources.workers_per_trial="

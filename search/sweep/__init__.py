@@ -10,7 +10,9 @@
   (:mod:`~search.sweep.stopping`: between two steps of Tune's loop);
 - :mod:`~search.sweep.searcher`, :mod:`~search.sweep.proposer`, :mod:`~search.sweep.samplers`:
   how proposals are made; :mod:`~search.sweep.schedulers`: MO-ASHA;
-  :mod:`~search.sweep.progress`: the progress lines.
+  :mod:`~search.sweep.progress`: the progress lines;
+- :mod:`~search.sweep.confirm`: fresh seeds for the configurations whose place on the front
+  is uncertain (``paretotune confirm``, or the sweep's last phase).
 """
 
 from search.sweep.guards import stored_experiment

@@ -240,6 +240,8 @@ def _sweep(
                     study = open_study(exp)
                     marked = requeue_interrupted(exp, study)
                     export_results(study, out, experiment=exp.to_dict())
+            if exp.confirm.max_trainings > 0 and isinstance(out, Path):
+                _confirm_phase(exp, out, _data(ready), verbose=verbose)
             result = _result(exp, out)
             if report:
                 _write_report(out, verbose)
@@ -423,6 +425,27 @@ def _result(exp: Experiment, out: store.Where) -> SweepResult:
         objectives=objective_columns(exp.objectives),
         membership=doc["membership"],
     )
+
+
+def _confirm_phase(exp: Experiment, out: Path, data: DatasetSplits, *, verbose: bool) -> None:
+    """The sweep's last phase: ``paretotune confirm`` with ``exp.confirm``'s budget, then the
+    tables again with the new seeds merged (each seed is kept as it finishes)."""
+    from search.sweep.confirm import confirm
+
+    doc = read_trials(out)
+    outcome = confirm(
+        out,
+        experiment=exp,
+        rows=list(doc["trials"]),
+        objectives=doc["objectives"],
+        seeds=exp.confirm.seeds,
+        max_trainings=exp.confirm.max_trainings,
+        data=data,
+        say=lambda line: _log(verbose, line),
+    )
+    _log(verbose, f"confirmation: {len(outcome.trained)} seed(s); {outcome.stopped_because}")
+    with deferred():
+        export_results(open_study(exp), out, experiment=exp.to_dict())
 
 
 def _write_report(out: store.Where, verbose: bool) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 import search
-from search.confirm import confirm
+from search.sweep.confirm import confirm
 from search.pareto.membership import front_membership
 from search.results import load_confirmations, merge_confirmations, read_trials
 
@@ -85,15 +85,31 @@ def _digest(folder: Path) -> dict[str, str]:
             for p in sorted(folder.iterdir()) if p.is_file()}  # fmt: skip
 
 
+#: Three Mixers of one architecture (one cost), learning rates apart, 51 val images: their
+#: accuracies are within the evaluation set's noise.
+SAME_COST = ["space.mixer.patch_size=[4]", "space.mixer.hidden_dim=[16]",
+             "space.mixer.num_blocks=[1]", "families=[mixer]", "num_trials=3"]  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def same_cost_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Three Mixers of one architecture (one cost), learning rates apart, 51 val images:
-    their accuracies are within the evaluation set's noise."""
     out = tmp_path_factory.mktemp("confirm") / "sweep"
-    fixed = ["space.mixer.patch_size=[4]", "space.mixer.hidden_dim=[16]",
-             "space.mixer.num_blocks=[1]", "families=[mixer]", "num_trials=3"]  # fmt: skip
-    search.run("smoke", overrides=fixed, output_dir=out, report=False)
+    search.run("smoke", overrides=SAME_COST, output_dir=out, report=False)
     return out
+
+
+def test_confirmation_can_be_the_sweeps_last_phase(tmp_path: Path) -> None:
+    result = search.run("smoke", overrides=[*SAME_COST, "confirm.max_trainings=1",
+                                            "confirm.seeds=1"], output_dir=tmp_path,
+                        report=False)  # fmt: skip
+    runs = load_confirmations(tmp_path)
+    uncertain = front_membership(
+        [{**r, "val_accuracy_seeds": None} for r in result.trials], result.objectives
+    ).uncertain()
+    assert len(runs) == (1 if uncertain else 0)
+    if runs:  # merged into the sweep's own tables
+        row = next(r for r in result.trials if r["trial_id"] == runs[0]["confirms"])
+        assert row["confirmations"] == 1 and len(row["val_accuracy_seeds"]) == 2
 
 
 def test_confirm_on_a_real_sweep_retrains_only_uncertain_trials(

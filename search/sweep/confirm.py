@@ -1,5 +1,6 @@
-"""``paretotune confirm DIR``: re-train, with fresh seeds, the configurations whose place on the
-front is uncertain, most uncertain first, until each is settled or the budget is spent.
+"""``paretotune confirm DIR``, or a sweep's last phase (``confirm.max_trainings``): re-train,
+with fresh seeds, the configurations whose place on the front is uncertain, most uncertain
+first, until each is settled or the budget is spent.
 
 A configuration is uncertain while its front-membership probability
 (:mod:`search.pareto.membership`) is strictly between ``low`` and ``high`` (0.1 and 0.9). Each
@@ -28,6 +29,7 @@ from search.results import CONFIRMATIONS, load_confirmations, merge_confirmation
 from search.vocabulary import ANYTIME_OF, TrialStatus
 
 if TYPE_CHECKING:
+    from search.data import DatasetSplits
     from search.experiment import Experiment
 
 __all__ = ["ConfirmOutcome", "check_confirmable", "confirm"]
@@ -74,12 +76,14 @@ def confirm(
     low: float = 0.1,
     high: float = 0.9,
     train: Callable[[dict[str, Any], int], dict[str, Any]] | None = None,
+    data: DatasetSplits | None = None,
     say: Callable[[str], None] = print,
 ) -> ConfirmOutcome:
     """Confirm the uncertain configurations of ``rows`` (read from ``out_dir``): each gets up
     to ``seeds`` confirmation seeds, at most ``max_trainings`` in all this call. ``train``
-    (config, seed index) -> the last report: the sweep's loop in this process by default."""
-    train = train or _trainer(experiment)
+    (config, seed index) -> the last report: the sweep's loop in this process by default, on
+    ``data`` (loaded when not given)."""
+    train = train or _trainer(experiment, data)
     runs = load_confirmations(out_dir)
     trained: list[dict[str, Any]] = []
     while True:
@@ -115,14 +119,16 @@ def confirm(
     return ConfirmOutcome(tuple(trained), why, dict(membership.overall), uncertain)
 
 
-def _trainer(experiment: Experiment) -> Callable[[dict[str, Any], int], dict[str, Any]]:
+def _trainer(
+    experiment: Experiment, data: DatasetSplits | None
+) -> Callable[[dict[str, Any], int], dict[str, Any]]:
     """Train one seed of a configuration through the sweep's loop, in this process."""
-    from search.sweep import load_experiment_data
+    from search.sweep.preflight import load_experiment_data
     from search.trial import train_in_process
 
-    data = load_experiment_data(experiment)
+    splits = data if data is not None else load_experiment_data(experiment)
 
     def train(config: dict[str, Any], seed: int) -> dict[str, Any]:
-        return train_in_process(config, experiment=experiment, data=data, replicates=[seed])
+        return train_in_process(config, experiment=experiment, data=splits, replicates=[seed])
 
     return train
