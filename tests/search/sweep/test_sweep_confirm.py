@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 import search
-from search.sweep.confirm import confirm
 from search.pareto.membership import front_membership
 from search.results import load_confirmations, merge_confirmations, read_trials
+from search.sweep.confirm import confirm
 
 OBJECTIVES = {"val_accuracy": "max", "flops": "min"}
 
