@@ -151,9 +151,19 @@ def test_a_retry_restores_every_seed_from_the_checkpoint(tmp_path: Path) -> None
         (["replicates=0"], "replicates=0: must be between 1 and 32"),
         (["replicates=33"], "replicates=33: must be between 1 and 32"),
         (["replicates=2", "resources.workers_per_trial=2"], "replicates=2 with resources."),
+        (["confirm.seeds=0"], "confirm.seeds=0: must be between 1 and 32"),
+        (["confirm.max_trainings=-1"], "confirm.max_trainings=-1: must be between 0 and"),
     ],
 )
 def test_bad_replicates_are_refused_in_one_line(overrides: list[str], message: str) -> None:
     with pytest.raises(UserError, match=message.replace(".", r"\.")) as err:
         load_experiment("smoke", overrides)
     assert "\n" not in str(err.value)
+
+
+def test_the_plan_counts_every_seed() -> None:
+    from search.experiment.estimate import estimate_sweep
+
+    one, two = (estimate_sweep(_experiment(f"replicates={k}")) for k in (1, 2))
+    assert one.training_flops and two.training_flops == 2 * one.training_flops
+    assert "x 2 seeds x" in two.describe() and "seeds" not in one.describe()
