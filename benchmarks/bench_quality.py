@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{name:<22} {'':>6} {'':>8} {_pct(anchor['val_accuracy']):>7} "
             f"{_pct(anchor['test_accuracy']):>7} {_interval(anchor['test_interval']):>17}"
         )
-    verdict = _verdict(families, anchors)
+    verdict = _verdict(families, anchors, n_test)
     print(verdict["text"])
     doc = {
         "experiment": exp.name,
@@ -196,9 +196,12 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _verdict(families: dict[str, Any], anchors: dict[str, Any]) -> dict[str, Any]:
-    """The sweep's best trial by val accuracy against the tuned SVC, on test accuracy, and the
-    families below logistic regression."""
+def _verdict(
+    families: dict[str, Any], anchors: dict[str, Any], n_test: int
+) -> dict[str, Any]:
+    """The sweep's best trial by val accuracy against the tuned SVC, on test accuracy, with
+    both 95 % Wilson intervals (overlapping: not separated), and the families below logistic
+    regression."""
     bests = [f["best"] for f in families.values() if f["best"] and f["best"].get("test_accuracy")]
     svc, logreg = anchors["svc_rbf"], anchors["logistic_regression"]
     below = sorted(
@@ -210,12 +213,22 @@ def _verdict(families: dict[str, Any], anchors: dict[str, Any]) -> dict[str, Any
         return {"text": "no COMPLETE trial with a test accuracy", "below_logreg": below}
     top = max(bests, key=lambda b: b["val_accuracy"])
     margin = top["test_accuracy"] - svc["test_accuracy"]
+    ours, theirs = wilson(top["test_accuracy"], n_test), wilson(svc["test_accuracy"], n_test)
+    separated = bool(ours and theirs and (ours[1] < theirs[0] or theirs[1] < ours[0]))
     text = (
-        f"best trial by val ({top['trial_id']}): test {_pct(top['test_accuracy'])} against the "
-        f"tuned SVC's {_pct(svc['test_accuracy'])} (C={svc['C']:g}): margin {100 * margin:+.2f} "
-        f"points; families below logistic regression: {', '.join(below) or 'none'}"
+        f"best trial by val ({top['trial_id']}): test {_pct(top['test_accuracy'])} "
+        f"{_interval(ours)} against the tuned SVC's {_pct(svc['test_accuracy'])} "
+        f"{_interval(theirs)} (C={svc['C']:g}): margin {100 * margin:+.2f} points, "
+        + ("separated" if separated else "not separated (the 95 % Wilson intervals overlap)")
+        + f"; families below logistic regression: {', '.join(below) or 'none'}"
     )
-    return {"text": text, "margin": margin, "best_trial": top["trial_id"], "below_logreg": below}
+    return {
+        "text": text,
+        "margin": margin,
+        "separated": separated,
+        "best_trial": top["trial_id"],
+        "below_logreg": below,
+    }
 
 
 def _interval(ci: tuple[float, float] | None) -> str:

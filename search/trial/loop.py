@@ -21,13 +21,14 @@ result carrying ``failure_reason``; the searcher records the trial as failed and
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import math
 import os
 import tempfile
 import time
 import traceback
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -164,6 +165,9 @@ class _Loop:
     judged_epochs: tuple[int, ...] = ()  # the epochs the scheduler judges: always reported
     placement: dict[str, str] = field(default_factory=dict)  # where it trains (_placement)
     clip_norm: float | None = None  # the loop clips gradients (else DeepSpeed: loop_clip_norm)
+    # With several replicates: this one's own random state (dropout draws from torch's global
+    # generator), swapped in for its epochs (_own_random_state); None for a single seed.
+    random_state: list[torch.Tensor] | None = None
     checkpointed_at: float = field(default_factory=time.perf_counter)  # or the loop's start
     reported_at: float = field(default_factory=time.perf_counter)  # or the loop's start
 
@@ -201,7 +205,10 @@ def _train(
             with timed(progress.phases, "build"):
                 model = build_model(family, model_hp, data, device)
             if replicate == replicates[0]:  # one architecture, so one cost
-                with timed(progress.phases, "cost"):
+                # measured without touching the random state, so each seed trains the same
+                # whether it trains alone or beside others
+                gpus = [device] if device.type == "cuda" else []
+                with timed(progress.phases, "cost"), torch.random.fork_rng(devices=gpus):
                     progress.cost = measure_cost(model, data)
                     anytime = plan_anytime(family, model, data, experiment)
             if session.world_size > 1:
@@ -211,6 +218,7 @@ def _train(
                     model, plan=plan, train_hp=train_hp, experiment=experiment, device=device
                 )
             engines.append(engine)
+            own_state = _random_state(device) if len(replicates) > 1 else None
             replicas.append(
                 _Loop(
                     engine=engine,
@@ -227,6 +235,7 @@ def _train(
                     judged_epochs=judged_epochs(experiment),
                     clip_norm=loop_clip_norm(plan, experiment, device),
                     placement=_placement(engine, session),
+                    random_state=own_state,
                 )
             )
         restore_checkpoint(engines, progress, session)
@@ -259,7 +268,8 @@ def _epochs(replicas: list[_Loop]) -> None:
         trained: list[_EpochTrained] = []
         val_runs: list[list[Evaluation]] = []
         for loop in replicas:
-            trained.append(_train_epoch(loop, epoch))
+            with _own_random_state(loop):
+                trained.append(_train_epoch(loop, epoch))
             val_runs.append(_evaluate(loop, data.val_x, data.val_y))
         val_by_k = mean_evaluations(val_runs)
         val = val_by_k[-1]
@@ -317,6 +327,31 @@ def _epochs(replicas: list[_Loop]) -> None:
         report, checkpoint = _due(lead, epoch)
         if report:
             _report(replicas, metrics, checkpoint=checkpoint)
+
+
+def _random_state(device: torch.device) -> list[torch.Tensor]:
+    """torch's global random state on the CPU, and on ``device`` when it is a GPU."""
+    states = [torch.get_rng_state()]
+    if device.type == "cuda":
+        states.append(torch.cuda.get_rng_state(device))
+    return states
+
+
+@contextlib.contextmanager
+def _own_random_state(loop: _Loop) -> Iterator[None]:
+    """Train ``loop``'s replicate on its own random state (kept between its epochs), so each
+    seed's dropout is the one it would draw trained alone; a single seed trains as it is."""
+    if loop.random_state is None:
+        yield
+        return
+    device = loop.engine.device
+    torch.set_rng_state(loop.random_state[0])
+    if device.type == "cuda":
+        torch.cuda.set_rng_state(loop.random_state[1], device)
+    try:
+        yield
+    finally:
+        loop.random_state = _random_state(device)
 
 
 def _mean(values: Iterable[float]) -> float:

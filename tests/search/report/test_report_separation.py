@@ -28,6 +28,10 @@ def _latents(gap: float) -> report.ReportData:
     return report.compute_report_data(hand_results(tuple(rows)), [], dimensions=DIMENSIONS)
 
 
+def _page(data: report.ReportData) -> str:
+    return render_page(data, report.draw_figures(data))
+
+
 def _dimension(data: report.ReportData, name: str) -> Any:
     fd = data.which["perceiver"].dimensions
     assert fd is not None
@@ -44,7 +48,7 @@ def test_a_value_clear_of_the_others_interval_leads() -> None:
 def test_overlapping_intervals_are_not_separated() -> None:
     dim = _dimension(_latents(0.004), "num_latents")  # 0.4 points apart: the t intervals overlap
     assert {v.kind for v in dim.verdicts} == {"not separated"}
-    page = render_page(_latents(0.004), {})
+    page = _page(_latents(0.004))
     assert "not separated" in page and "leads</td>" not in page
 
 
@@ -58,13 +62,13 @@ def test_one_seed_per_configuration_is_not_measured_and_never_a_winner() -> None
     dim = _dimension(data, "num_latents")
     assert not any(v.measured for v in dim.values)
     assert {v.kind for v in dim.verdicts} == {"not measured"}
-    assert "(not measured)" in render_page(data, {})
+    assert "(not measured)" in _page(data)
 
 
 def test_the_matched_cost_headline_names_no_winner_it_cannot_tell_apart() -> None:
     def headline(rows: tuple[dict[str, Any], ...]) -> str:
-        page = render_page(report.compute_report_data(hand_results(rows), []), {})
-        start = page.index("For example")
+        page = _page(report.compute_report_data(hand_results(rows), []))
+        start = page.index("For example, <b>at")
         return page[start : page.index("</p>", start)]
 
     interval = {"val_accuracy_low": 0.84, "val_accuracy_high": 0.88}

@@ -182,8 +182,8 @@ def test_levels_table_on_the_page(hand_page: str) -> None:
     table = table[: table.index("</table>")]
     rows = re.findall(r"<tr><td>(.*?)</td><td[^>]*>(.*?)</td>(.*?)</tr>", table)
     assert [(label, count) for label, count, _ in rows] == [
-        ("N=16", "1 trial"),
-        ("N=32", "2 trials, +1 anytime"),
+        ("N=16", "1 trial; 0 with &ge; 2 seeds (not measured)"),
+        ("N=32", "2 trials, +1 anytime; 0 with &ge; 2 seeds (not measured)"),
     ]
     values = [re.findall(r'data-value="([^"]*)"', cells) for _, _, cells in rows]
     assert values == [["0.8", "0.8", "0.8"], ["", "0.85", "0.9"]]
