@@ -119,6 +119,9 @@ def test_confirm_on_a_real_sweep_retrains_only_uncertain_trials(
 ) -> None:
     doc = read_trials(same_cost_sweep)
     before = front_membership(doc["trials"], doc["objectives"])
+    # one cost, one recipe, 51 val images: not separated, and the tables say so
+    assert all(0.1 < p < 0.9 for p in before.overall.values()), before.overall
+    assert all(0.1 < r["front_probability"] < 0.9 for r in doc["trials"])
     done = _cli("confirm", str(same_cost_sweep), "--seeds", "1", "--max-trainings", "2",
                 "--no-report", env=cli_env)  # fmt: skip
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
