@@ -20,7 +20,7 @@ import optuna
 from search import storage
 from search.errors import UserError, reason
 from search.pareto.intervals import wilson
-from search.pareto.membership import front_membership, seed_values
+from search.pareto.membership import FAMILY_SD_SUFFIX, front_membership, seed_values
 from search.vocabulary import ANYTIME_ITERATIONS, ANYTIME_OF, OBJECTIVES, TrialStatus, to_jsonable
 
 __all__ = [
@@ -58,6 +58,7 @@ ROW_COLUMNS = (
     "replicates",
     "val_accuracy_sd",
     "val_accuracy_seeds",
+    "val_accuracy_family_seed_sd",
     "test_accuracy_sd",
     "test_accuracy_seeds",
     "confirmations",
@@ -204,10 +205,13 @@ def add_membership(rows: list[dict[str, Any]], objectives: dict[str, str]) -> di
     """Set each front-eligible row's ``front_probability`` and ``family_front_probability``
     (:func:`search.pareto.membership.front_membership`); return how they were computed."""
     membership = front_membership(rows, objectives)
+    first = next((c for c in objectives if c.endswith("_accuracy")), None)
     for row in rows:
         tid = str(row.get("trial_id"))
         row["front_probability"] = membership.overall.get(tid)
         row["family_front_probability"] = membership.within_family.get(tid)
+        if first is not None:  # the family's pooled seed sd: the report's intervals use it
+            row[first + FAMILY_SD_SUFFIX] = membership.seed_sd.get(str(row.get("family")))
     return {"model": "normal", "draws": membership.draws, "seed_sd": dict(membership.seed_sd)}
 
 

@@ -38,11 +38,22 @@ def wilson(
 def row_interval(
     row: Mapping[str, Any], column: str, level: float = LEVEL
 ) -> tuple[float, float] | None:
-    """How sure ``row``'s ``column`` (an accuracy) is: with two seeds or more
-    (``<column>_seeds``), the t interval of their mean; else the recorded Wilson interval
-    (``<column>_low``/``_high``); None when the row records neither."""
-    from scipy.stats import t
+    """How sure ``row``'s ``column`` (an accuracy) is. When the tables record its family's
+    pooled seed sd (``<column>_family_seed_sd``): the normal interval of the membership model
+    (:mod:`search.pareto.membership`: the mean of its seeds, the family's seed variance plus
+    the evaluation set's binomial, over its number of seeds), which neither a lucky agreement
+    of two seeds narrows nor a t quantile of 1 degree of freedom widens. Else, with two seeds
+    or more (``<column>_seeds``), the t interval of their mean; else the recorded Wilson
+    interval (``<column>_low``/``_high``); None when the row records none of these."""
+    from scipy.stats import norm, t
 
+    from search.pareto.membership import FAMILY_SD_SUFFIX, centre, row_sd
+
+    family_sd = row.get(column + FAMILY_SD_SUFFIX)
+    if isinstance(family_sd, (int, float)) and isinstance(row.get(column), (int, float)):
+        mid, half = centre(row, column), float(norm.ppf(0.5 + level / 2))
+        half *= row_sd(row, column, float(family_sd))
+        return mid - half, mid + half
     seeds = row.get(f"{column}_seeds")
     if isinstance(seeds, Sequence) and not isinstance(seeds, str) and len(seeds) >= 2:
         values = [float(v) for v in seeds]

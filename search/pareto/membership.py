@@ -31,16 +31,22 @@ from search.pareto.fronts import direction_signs
 from search.pareto.objectives import Objective, as_objectives, is_eligible, objective_values
 
 __all__ = [
+    "FAMILY_SD_SUFFIX",
     "SEEDS_SUFFIX",
     "Membership",
+    "centre",
     "front_membership",
     "is_noisy",
     "pooled_seed_sd",
+    "row_sd",
     "seed_values",
 ]
 
 #: ``<column>_seeds``: a row's per-seed values of an accuracy column (two or more seeds).
 SEEDS_SUFFIX = "_seeds"
+#: ``<column>_family_seed_sd``: the seed sd pooled over the row's family, as the tables record
+#: it (search.results.add_membership); the intervals of the report read it from the row.
+FAMILY_SD_SUFFIX = "_family_seed_sd"
 
 #: Draws of every noisy objective per row (the Monte Carlo SE of a probability is <= 0.008).
 DRAWS = 4000
@@ -102,18 +108,17 @@ def _binomial_variance(row: Mapping[str, Any], column: str) -> float:
     return p * (1 - p) / float(n)
 
 
-def _centre(row: Mapping[str, Any], column: str) -> float:
+def centre(row: Mapping[str, Any], column: str) -> float:
     """The mean of ``row``'s seeds (its replicates and confirmations), else its value."""
     seeds = seed_values(row, column)
     return float(np.mean(seeds)) if len(seeds) >= 2 else float(row[column])
 
 
-def _row_sd(row: Mapping[str, Any], column: str, family_sd: Mapping[str, float]) -> float:
+def row_sd(row: Mapping[str, Any], column: str, family_sd: float | None) -> float:
     """The standard deviation of ``row``'s ``column`` as an estimate of what the configuration
     reaches: (family seed variance + binomial variance) / number of seeds, square-rooted."""
     k = max(len(seed_values(row, column)), 1)
-    seed_var = family_sd.get(str(row.get("family")), 0.0) ** 2
-    return math.sqrt((seed_var + _binomial_variance(row, column)) / k)
+    return math.sqrt(((family_sd or 0.0) ** 2 + _binomial_variance(row, column)) / k)
 
 
 def _probabilities(
@@ -164,8 +169,8 @@ def front_membership(
     mean = np.array([objective_values(r, objs) for r in pool], dtype=float).reshape(-1, len(objs))
     sd = np.zeros_like(mean)
     for i in noisy:
-        sd[:, i] = [_row_sd(r, objs[i].name, pooled[i]) for r in pool]
-        mean[:, i] = [_centre(r, objs[i].name) for r in pool]
+        sd[:, i] = [row_sd(r, objs[i].name, pooled[i].get(str(r.get("family")))) for r in pool]
+        mean[:, i] = [centre(r, objs[i].name) for r in pool]
     signs = direction_signs([o.direction for o in objs], len(objs))
     rng = np.random.default_rng(seed)
     ids = [str(r.get("trial_id")) for r in pool]

@@ -11,7 +11,7 @@ from typing import Any
 import plotly.graph_objects as go
 
 from search.pareto import as_float, row_interval
-from search.pareto.membership import seed_values
+from search.pareto.membership import FAMILY_SD_SUFFIX, seed_values
 
 from ..format import cost_text, esc, pct, si
 from ..inputs import config
@@ -47,12 +47,19 @@ def trial_hover(row: Mapping[str, Any], acc_key: str, origin: str = "") -> str:
 
 
 def interval_text(row: Mapping[str, Any], acc_key: str) -> str:
-    """`` [85.6%, 87.0%] 95% t, 2 seeds`` or `` [..] 95% Wilson, 6,000 images``: ``row``'s
-    interval for ``acc_key`` (:func:`search.pareto.row_interval`), else ""."""
+    """`` [85.6%, 87.0%] 95%, 2 seed(s), family seed sd 0.49 pts``, `` [..] 95% t, 2 seeds``
+    or `` [..] 95% Wilson, 6,000 images``: ``row``'s interval for ``acc_key``
+    (:func:`search.pareto.row_interval`, which says which applies), else ""."""
     span = row_interval(row, acc_key)
     if span is None:
         return ""
     seeds = seed_values(row, acc_key)
+    family_sd = row.get(acc_key + FAMILY_SD_SUFFIX)
+    if isinstance(family_sd, (int, float)):
+        return (
+            f" [{pct(span[0])}, {pct(span[1])}] 95%, {max(len(seeds), 1)} seed(s), "
+            f"family seed sd {100 * family_sd:.2f} pts"
+        )
     if len(seeds) >= 2:
         return f" [{pct(span[0])}, {pct(span[1])}] 95% t, {len(seeds)} seeds"
     n = row.get(f"{acc_key.split('_', 1)[0]}_images")

@@ -3,6 +3,7 @@ are its fronts), in the figure objects and in the JSON embedded in report.html."
 
 from __future__ import annotations
 
+import math
 import shutil
 from pathlib import Path
 
@@ -253,15 +254,24 @@ def test_front_points_carry_their_intervals_as_error_bars(results: report.Result
     fig = front_figure(report.compute_report_data(results, []))
     fronts = by_kind(list(fig.data), "flops", "family_front")
     assert fronts
-    for t in fronts:  # the fixture's COMPLETE trials have 2 seeds: their t interval
+    for t in fronts:  # 2 seeds each, the family's pooled seed sd: the membership model's
         for tid, acc, up, down in zip(t.customdata, t.y, t.error_y.array, t.error_y.arrayminus):
-            low, high = row_interval(rows[tid], "val_accuracy") or (0.0, 0.0)
-            assert up == pytest.approx(high - acc) and down == pytest.approx(acc - low)
-            assert up > 0 and down > 0
+            row = rows[tid]
+            sd = math.sqrt((row["val_accuracy_family_seed_sd"] ** 2 + acc * (1 - acc) / 216) / 2)
+            assert up == pytest.approx(1.959964 * sd) == pytest.approx(down)
+            assert row_interval(row, "val_accuracy") == pytest.approx((acc - up, acc + up))
+        assert "95%, 2 seed(s), family seed sd" in t.text[0]
+    # two seeds without the family's pooled sd (hand-made rows): the t interval of the mean
+    unpooled = tuple(
+        {k: v for k, v in r.items() if not k.endswith("_family_seed_sd")} for r in results.rows
+    )
+    fig = front_figure(report.compute_report_data(dataclasses.replace(results, rows=unpooled), []))
+    for t in by_kind(list(fig.data), "flops", "family_front"):
         assert "95% t, 2 seeds" in t.text[0]
     # one seed: the evaluation set's Wilson interval (216 val images)
     one = tuple(
-        {**{k: v for k, v in r.items() if not k.endswith("_seeds")}, "val_images": 216,
+        {**{k: v for k, v in r.items() if not k.endswith(("_seeds", "_seed_sd"))},
+         "val_images": 216,
          **dict(zip(("val_accuracy_low", "val_accuracy_high"),
                     wilson(r.get("val_accuracy"), 216) or (None, None)))}
         for r in results.rows
