@@ -196,9 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _verdict(
-    families: dict[str, Any], anchors: dict[str, Any], n_test: int
-) -> dict[str, Any]:
+def _verdict(families: dict[str, Any], anchors: dict[str, Any], n_test: int) -> dict[str, Any]:
     """The sweep's best trial by val accuracy against the tuned SVC, on test accuracy, with
     both 95 % Wilson intervals (overlapping: not separated), and the families below logistic
     regression."""
