@@ -189,12 +189,6 @@ def _train(
     training = experiment.training
     torch.set_num_threads(training.num_threads or max(1, int(experiment.resources.cpus_per_trial)))
     device = trial_device(session.gpu_ids, setting=training.device)
-    plan = plan_batches(
-        int(train_hp["batch_size"]),
-        world=session.world_size,
-        n_train=len(data.train_y),
-        max_micro_batch_size=training.max_micro_batch_size,
-    )
     engines: list[DeepSpeedEngine] = []
     replicas: list[_Loop] = []
     anytime: Anytime | None = None
@@ -211,6 +205,13 @@ def _train(
                 with timed(progress.phases, "cost"), torch.random.fork_rng(devices=gpus):
                     progress.cost = measure_cost(model, data)
                     anytime = plan_anytime(family, model, data, experiment)
+            # after the cost: a batch the data cannot fill fails with its cost measured
+            plan = plan_batches(
+                int(train_hp["batch_size"]),
+                world=session.world_size,
+                n_train=len(data.train_y),
+                max_micro_batch_size=training.max_micro_batch_size,
+            )
             if session.world_size > 1:
                 torch.manual_seed(seed + 1_000_003 * session.rank)  # same init, own dropout
             with timed(progress.phases, "engine"):
