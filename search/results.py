@@ -152,9 +152,7 @@ def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
                 a.get(f"{split}_accuracy_seeds") if row[f"{split}_accuracy"] is not None else None
             )
             row[f"{split}_accuracy_seeds"] = seeds
-            row[f"{split}_accuracy_sd"] = (
-                statistics.stdev(seeds) if seeds and len(seeds) > 1 else None
-            )
+            row[f"{split}_accuracy_sd"] = _seed_sd(seeds)
         config = dict(a.get("config") or {})
         for key, value in config.items():
             if key != "family":
@@ -247,7 +245,7 @@ def merge_confirmations(rows: list[dict[str, Any]], runs: Sequence[dict[str, Any
             more = [float(r[column]) for r in extra if isinstance(r.get(column), (int, float))]
             seeds = own + more
             row[f"{column}_seeds"] = seeds
-            row[f"{column}_sd"] = statistics.stdev(seeds) if len(seeds) > 1 else None
+            row[f"{column}_sd"] = _seed_sd(seeds)
             row[f"confirmed_{column}"] = statistics.fmean(seeds) if seeds else None
 
 
@@ -285,6 +283,11 @@ def load_rows(out_dir: storage.Where) -> tuple[list[dict[str, Any]], dict[str, s
     """Read ``trials.json``: the rows and the objectives (column -> direction)."""
     doc = read_trials(out_dir)
     return doc["trials"], doc["objectives"]
+
+
+def _seed_sd(seeds: Sequence[float] | None) -> float | None:
+    """The sd of a row's per-seed values (None with fewer than two)."""
+    return statistics.stdev(seeds) if seeds and len(seeds) > 1 else None
 
 
 def _csv_value(value: Any) -> Any:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 __all__ = ["LEVEL", "row_interval", "separated", "wilson"]
@@ -47,16 +47,15 @@ def row_interval(
     interval (``<column>_low``/``_high``); None when the row records none of these."""
     from scipy.stats import norm, t
 
-    from search.pareto.membership import FAMILY_SD_SUFFIX, centre, row_sd
+    from search.pareto.membership import FAMILY_SD_SUFFIX, centre, row_sd, seed_values
 
     family_sd = row.get(column + FAMILY_SD_SUFFIX)
     if isinstance(family_sd, (int, float)) and isinstance(row.get(column), (int, float)):
         mid, half = centre(row, column), float(norm.ppf(0.5 + level / 2))
         half *= row_sd(row, column, float(family_sd))
         return mid - half, mid + half
-    seeds = row.get(f"{column}_seeds")
-    if isinstance(seeds, Sequence) and not isinstance(seeds, str) and len(seeds) >= 2:
-        values = [float(v) for v in seeds]
+    values = seed_values(row, column)
+    if len(values) >= 2:
         mean = statistics.fmean(values)
         half = float(t.ppf(0.5 + level / 2, len(values) - 1)) * statistics.stdev(values)
         half /= math.sqrt(len(values))
