@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import shutil
 import statistics
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -120,11 +119,6 @@ def test_an_anytime_trial_keeps_every_seed_of_every_iteration_count() -> None:
     assert points[-1]["val_accuracy"] == last["val_accuracy"]
 
 
-@contextlib.contextmanager
-def _nothing() -> Iterator[None]:
-    yield None
-
-
 def test_a_retry_restores_every_seed_from_the_checkpoint(tmp_path: Path) -> None:
     """(Without dropout: a checkpoint holds weights, optimizer and schedule, not the random
     state, as for a single seed.)"""
@@ -140,7 +134,7 @@ def test_a_retry_restores_every_seed_from_the_checkpoint(tmp_path: Path) -> None
         if ckpt_dir is not None and metrics["epoch"] == 2:
             shutil.copytree(ckpt_dir, saved)
 
-    run_trial(config, experiment=exp, data=data, session=TrialSession(keep, _nothing))
+    run_trial(config, experiment=exp, data=data, session=TrialSession(keep, contextlib.nullcontext))
     assert sorted(p.name for p in saved.iterdir() if p.is_dir()) == ["last", "last-seed1"]
     resumed: list[dict[str, Any]] = []
     restore = lambda: contextlib.nullcontext(str(saved))  # noqa: E731
