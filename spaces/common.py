@@ -1,4 +1,5 @@
-"""Training hyperparameters shared by every family (one distribution, so TPE learns across them)."""
+"""Training hyperparameters shared by every family: one distribution, so a sampler learns
+across families until a family has a history of its own (``search.sweep.samplers``)."""
 
 from __future__ import annotations
 
