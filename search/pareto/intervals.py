@@ -44,7 +44,8 @@ def row_interval(
     the evaluation set's binomial, over its number of seeds), which neither a lucky agreement
     of two seeds narrows nor a t quantile of 1 degree of freedom widens. Else, with two seeds
     or more (``<column>_seeds``), the t interval of their mean; else the recorded Wilson
-    interval (``<column>_low``/``_high``); None when the row records none of these."""
+    interval (``<column>_low``/``_high``); None when the row records none of these. An
+    accuracy's interval never leaves [0, 1]."""
     from scipy.stats import norm, t
 
     from search.pareto.membership import FAMILY_SD_SUFFIX, centre, row_sd, seed_values
@@ -53,17 +54,22 @@ def row_interval(
     if isinstance(family_sd, (int, float)) and isinstance(row.get(column), (int, float)):
         mid, half = centre(row, column), float(norm.ppf(0.5 + level / 2))
         half *= row_sd(row, column, float(family_sd))
-        return mid - half, mid + half
+        return _accuracy_range(mid - half, mid + half)
     values = seed_values(row, column)
     if len(values) >= 2:
         mean = statistics.fmean(values)
         half = float(t.ppf(0.5 + level / 2, len(values) - 1)) * statistics.stdev(values)
         half /= math.sqrt(len(values))
-        return mean - half, mean + half
+        return _accuracy_range(mean - half, mean + half)
     low, high = row.get(f"{column}_low"), row.get(f"{column}_high")
     if isinstance(low, (int, float)) and isinstance(high, (int, float)):
         return float(low), float(high)
     return None
+
+
+def _accuracy_range(low: float, high: float) -> tuple[float, float]:
+    """A normal or t interval of an accuracy, cut to the values an accuracy can take."""
+    return max(0.0, low), min(1.0, high)
 
 
 def separated(a: Mapping[str, Any], b: Mapping[str, Any], column: str) -> bool | None:

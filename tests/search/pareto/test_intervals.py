@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from search.pareto.intervals import wilson
+from search.pareto.intervals import row_interval, wilson
 
 
 def test_the_wilson_interval_matches_its_closed_form() -> None:
@@ -31,3 +31,13 @@ def test_without_an_accuracy_or_a_set_size_there_is_no_interval(
     acc: float | None, n: int | None
 ) -> None:
     assert wilson(acc, n) is None
+
+
+def test_a_rows_model_and_seed_intervals_stay_inside_zero_and_one() -> None:
+    """A configuration near 100 % with a wide seed spread (digits: 216 val images, seeds
+    1.5-2.5 points apart): the normal and t intervals are cut at 1, as an accuracy is."""
+    modelled = {"val_accuracy": 0.995, "val_images": 216, "val_accuracy_family_seed_sd": 0.02}
+    seeded = {"val_accuracy": 0.98, "val_accuracy_seeds": [1.0, 0.96]}
+    for row in (modelled, seeded):
+        low, high = row_interval(row, "val_accuracy") or (None, None)
+        assert low is not None and 0.0 <= low < row["val_accuracy"] and high == 1.0
