@@ -1,4 +1,10 @@
-"""Build the tabular benchmark: a grid of the default sweep's space, every point trained once.
+"""Build a tabular benchmark: a grid of a sweep's space, every point trained by the sweep's code.
+
+Two grids (``--grid``): ``digits`` (the default sweep's space, one seed, ``table.csv`` here) and
+``fashion`` (Fashion-MNIST at a low fidelity, ``fashion.yaml``: 5,000 training images at 28x28,
+4 epochs, **two seeds per row** trained side by side, a Perceiver factorial over N, projection
+dim and patch size whose anytime runs give iterations 1..4; ``fashion/table.csv``). Every row
+keeps each seed's curve, its epoch times and its provenance (code revision, machine).
 
 Each configuration is proposed by the default sweep's own joint space (the grid's values fixed
 through ``optuna.trial.FixedTrial``) and trained by ``search.trial.run_trial``, the function
@@ -15,6 +21,7 @@ e.g. a 2-epoch table for a test.
     python benchmarks/search_table/build.py --families mixer --limit 4 --out /tmp/t
     python benchmarks/search_table/build.py --set epochs=2 --per-family 1 --out /tmp/t
     python benchmarks/search_table/build.py --keys keys.txt --set seed=1 --out /tmp/seed1
+    python benchmarks/search_table/build.py --grid fashion     # 2 seeds a row, resumable
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +110,71 @@ MODEL_GRID: dict[str, dict[str, list[Any]]] = {
 }
 #: ``models.FAMILIES`` cheap first, in the grid's order (a family without a grid fails here).
 FAMILY_ORDER = tuple(sorted(FAMILIES, key=list(MODEL_GRID).index))
+
+#: The Fashion-MNIST grid's training values: AdamW at two learning rates a family may prefer
+#: differently (the family-conditioning question), the rest fixed at the `fashion` preset's.
+FASHION_TRAINING_GRID: dict[str, list[Any]] = {
+    "optimizer": ["adamw"],
+    "adamw.lr": [1.0e-3, 3.0e-3],
+    "weight_decay": [5.0e-2],
+    "batch_size": [128],
+    "warmup_epochs": [1],
+    "label_smoothing": [0.0],
+}
+_PATCH_MLP = {"patch_size": [4, 7], "hidden_dim": [32, 64, 128], "num_blocks": [2, 4]}
+#: Per family on Fashion-MNIST (28x28): patch 4 or 7 (49 or 16 tokens), three widths, two
+#: depths, 12 configurations x 2 learning rates; the Perceiver's factorial is N x projection
+#: dim x patch size at 4 shared-weight iterations, read at 1..4 (an anytime run): 18 x 2 lr
+#: trainings, 144 configurations. 240 configurations in all.
+FASHION_MODEL_GRID: dict[str, dict[str, list[Any]]] = {
+    "mixer": {**_PATCH_MLP, "dropout": [0.0]},
+    "fnet": {**_PATCH_MLP, "dropout": [0.0]},
+    "gmlp": {**_PATCH_MLP, "dropout": [0.0]},
+    "vit": {
+        "patch_size": [4, 7],
+        "embed_dim": [32, 64, 128],
+        "depth": [2, 4],
+        "num_heads": [4],
+        "dropout": [0.0],
+    },
+    "perceiver": {
+        "patch_size": [4, 7],
+        "projection_dim": [16, 32, 64],
+        "num_latents": [8, 16, 32],
+        "num_iterations": [4],  # anytime: every k = 1..4 is read from the same run
+        "latent_dim": [64],
+        "self_per_cross": [1],
+        "latent_heads": [4],
+        "cross_heads": [1],
+        "share_weights": [True],
+        "pos_encoding": ["fourier"],
+        "dropout": [0.0],
+    },
+}
+
+
+@dataclass(frozen=True)
+class Grid:
+    """One table: its experiment (a preset name or YAML path), its grid and its folder."""
+
+    experiment: str
+    training: Mapping[str, Sequence[Any]]
+    model: Mapping[str, Mapping[str, Sequence[Any]]]
+    out: Path
+
+    @property
+    def families(self) -> tuple[str, ...]:
+        """Its families, in the order of ``FAMILY_ORDER`` (cheap first)."""
+        return tuple(f for f in FAMILY_ORDER if f in self.model)
+
+
+#: The tables this script builds (``--grid``).
+GRIDS = {
+    "digits": Grid(EXPERIMENT, TRAINING_GRID, MODEL_GRID, HERE),
+    "fashion": Grid(
+        str(HERE / "fashion.yaml"), FASHION_TRAINING_GRID, FASHION_MODEL_GRID, HERE / "fashion"
+    ),
+}
 #: The grid's parameters the joint space searches as log-uniform ranges (``spaces/common.py``):
 #: their overrides are ``[low, high]``, not a list of choices.
 RANGES = frozenset({"adamw.lr", "weight_decay"})
@@ -121,6 +194,15 @@ COLUMNS = (
     "time_curve",
     "seed",
     "failure_reason",
+    # Seeds (a table built with replicates), anytime points, provenance; a table written
+    # before these columns existed keeps its own header.
+    "replicates",
+    "val_accuracy_seeds",
+    "test_accuracy_seeds",
+    "val_curves",
+    "anytime",
+    "revision",
+    "machine",
 )
 
 
@@ -176,6 +258,8 @@ def _init_worker(experiment: str = EXPERIMENT, overrides: Sequence[str] = ()) ->
     _WORKER.update(
         experiment=exp,
         data=data,
+        revision=_revision(),
+        machine=_machine(),
         space=joint(
             exp.families,
             image_size=data.image_size,
@@ -196,6 +280,7 @@ def train_point(params: dict[str, Any]) -> dict[str, Any]:
     proposal = _WORKER["space"](optuna.trial.FixedTrial(params))
     last = train_in_process(proposal, experiment=exp, data=data)
     history = last.get("history", [])
+    seeded = bool(history) and "val_accuracy_seeds" in history[0]
     return {
         "key": config_key(params),
         "family": params["family"],
@@ -218,7 +303,55 @@ def train_point(params: dict[str, Any]) -> dict[str, Any]:
         "time_curve": json.dumps([round(h["epoch_time_s"], 4) for h in history]),
         "seed": trial_seed(exp),
         "failure_reason": last.get("failure_reason", ""),
+        "replicates": last.get("replicates", 1),
+        "val_accuracy_seeds": json.dumps(last.get("val_accuracy_seeds")),
+        "test_accuracy_seeds": json.dumps(last.get("test_accuracy_seeds")),
+        # per seed, its val accuracy at every epoch
+        "val_curves": json.dumps(
+            [
+                [round(v, 6) for v in seeds]
+                for seeds in zip(*(h["val_accuracy_seeds"] for h in history))
+            ]
+            if seeded
+            else None
+        ),
+        "anytime": json.dumps(last.get("anytime")),
+        "revision": _WORKER["revision"],
+        "machine": _WORKER["machine"],
     }
+
+
+def _revision() -> str:
+    """The code revision rows are trained by (``-dirty`` with uncommitted changes)."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=ROOT, capture_output=True, text=True, check=False
+        ).stdout.strip()
+
+    code = ("search", "models", "spaces", "benchmarks/search_table/build.py")
+    return git("rev-parse", "HEAD") + (
+        "-dirty" if git("status", "--porcelain", "--", *code) else ""
+    )
+
+
+def _machine() -> str:
+    """This machine: the CPU model, its logical CPUs, the platform."""
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} CPUs, {platform.platform()}"
+
+
+def _header(path: Path) -> list[str]:
+    """The columns ``path`` was written with (an older table has fewer)."""
+    with path.open(newline="") as fh:
+        return next(csv.reader(fh))
 
 
 def _done_keys(path: Path) -> set[str]:
@@ -228,34 +361,38 @@ def _done_keys(path: Path) -> set[str]:
         return {row["key"] for row in csv.DictReader(fh)}
 
 
-def _provenance(args: argparse.Namespace, families: Sequence[str]) -> dict[str, Any]:
+def _provenance(args: argparse.Namespace, families: Sequence[str], grid: Grid) -> dict[str, Any]:
     import torch
 
-    rev = subprocess.run(
-        ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
-    ).stdout.strip()
     return {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "experiment": args.experiment,
         "overrides": list(args.set),
         "families": list(families),
-        "training_grid": TRAINING_GRID,
-        "model_grid": {f: MODEL_GRID[f] for f in families},
-        "space_overrides": space_overrides(),
-        "git_revision": rev,
+        "training_grid": grid.training,
+        "model_grid": {f: grid.model[f] for f in families},
+        "space_overrides": space_overrides(grid.model, grid.training),
+        "git_revision": _revision(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}",
+        "machine": _machine(),
         "torch": torch.__version__,
         "processes": args.processes,
     }
 
 
 def _selected(
-    families: Sequence[str], per_family: int, keys: set[str] | None = None
+    families: Sequence[str],
+    per_family: int,
+    keys: set[str] | None = None,
+    grid: Grid = GRIDS["digits"],
 ) -> list[dict[str, Any]]:
     """The grid points of ``families`` (only those in ``keys`` when given), the first
     ``per_family`` of each when that is > 0."""
-    points = [p for p in grid_points(families) if keys is None or config_key(p) in keys]
+    points = [
+        p
+        for p in grid_points(families, grid.model, grid.training)
+        if keys is None or config_key(p) in keys
+    ]
     if per_family <= 0:
         return points
     return [p for f in families for p in [q for q in points if q["family"] == f][:per_family]]
@@ -268,23 +405,29 @@ def read_keys(path: Path) -> set[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=HERE)
-    parser.add_argument("--families", nargs="*", default=list(FAMILY_ORDER))
+    parser.add_argument("--grid", choices=sorted(GRIDS), default="digits")
+    parser.add_argument("--out", type=Path, help="the table's folder (default: the grid's)")
+    parser.add_argument("--families", nargs="*", help="default: the grid's")
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--limit", type=int, default=0, help="at most this many points per run")
     parser.add_argument("--per-family", type=int, default=0, help="at most this many per family")
-    parser.add_argument("--experiment", default=EXPERIMENT, help="preset name or YAML path")
+    parser.add_argument("--experiment", help="preset name or YAML path (default: the grid's)")
     parser.add_argument("--keys", type=Path, help="train only these row keys (one per line)")
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="experiment override"
     )
     args = parser.parse_args(argv)
+    grid = GRIDS[args.grid]
+    args.out = args.out or grid.out
+    args.families = args.families or list(grid.families)
+    args.experiment = args.experiment or grid.experiment
     args.out.mkdir(parents=True, exist_ok=True)
     table = args.out / "table.csv"
     done = _done_keys(table)
     keys = read_keys(args.keys) if args.keys else None
-    selected = _selected(args.families, args.per_family, keys)
-    unknown = sorted((keys or set()) - {config_key(p) for p in grid_points(args.families)})
+    selected = _selected(args.families, args.per_family, keys, grid)
+    points = grid_points(args.families, grid.model, grid.training)
+    unknown = sorted((keys or set()) - {config_key(p) for p in points})
     if unknown:
         parser.error(
             f"--keys: {len(unknown)} keys are no grid point of {args.families}: {unknown[0]}"
@@ -294,16 +437,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         todo = todo[: args.limit]
     provenance = args.out / "provenance.json"
     if not provenance.exists():
-        provenance.write_text(json.dumps(_provenance(args, args.families), indent=2) + "\n")
+        provenance.write_text(json.dumps(_provenance(args, args.families, grid), indent=2) + "\n")
     print(f"{len(done)} rows done, {len(todo)} to train -> {table}", flush=True)
     new_file = not table.exists()
+    columns = COLUMNS if new_file else _header(table)
     started = time.perf_counter()
     ctx = mp.get_context("spawn")
     with (
         table.open("a", newline="") as fh,
         ctx.Pool(args.processes, _init_worker, (args.experiment, args.set)) as pool,
     ):
-        writer = csv.DictWriter(fh, fieldnames=COLUMNS)
+        writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
         if new_file:
             writer.writeheader()
         for i, row in enumerate(pool.imap(train_point, todo), 1):
