@@ -398,6 +398,21 @@ def _selected(
     return [p for f in families for p in [q for q in points if q["family"] == f][:per_family]]
 
 
+def build_order(points: Sequence[dict[str, Any]], seed: int = 0) -> list[dict[str, Any]]:
+    """``points`` in the order to train them: each family's shuffled (seeded), the families
+    taking turns, so that a build stopped part way has rows of every family across its grid."""
+    import random
+
+    rng = random.Random(seed)
+    queues: dict[str, list[dict[str, Any]]] = {}
+    for point in points:
+        queues.setdefault(point["family"], []).append(point)
+    for queue in queues.values():
+        rng.shuffle(queue)
+    turns = itertools.zip_longest(*queues.values())
+    return [p for turn in turns for p in turn if p is not None]
+
+
 def read_keys(path: Path) -> set[str]:
     """Row keys, one per line (blank lines ignored)."""
     return {line.strip() for line in path.read_text().splitlines() if line.strip()}
@@ -432,7 +447,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(
             f"--keys: {len(unknown)} keys are no grid point of {args.families}: {unknown[0]}"
         )
-    todo = [p for p in selected if config_key(p) not in done]
+    todo = build_order([p for p in selected if config_key(p) not in done])
     if args.limit:
         todo = todo[: args.limit]
     provenance = args.out / "provenance.json"

@@ -76,3 +76,14 @@ def test_the_fashion_grid_has_200_configurations_and_the_perceiver_factorial() -
         for p in perceiver
     }
     assert len(factorial) == 3 * 3 * 2
+
+
+def test_a_partial_build_has_rows_of_every_family_across_its_grid() -> None:
+    grid = build.GRIDS["fashion"]
+    points = list(build.grid_points(grid.families, grid.model, grid.training))
+    order = build.build_order(points)
+    assert sorted(map(build.config_key, order)) == sorted(map(build.config_key, points))
+    assert {p["family"] for p in order[:5]} == set(grid.families)  # the families take turns
+    first_mixers = [p for p in order[:40] if p["family"] == "mixer"]
+    assert {p["mixer.patch_size"] for p in first_mixers} == {4, 7}  # not the grid's first rows
+    assert build.build_order(points) == order  # seeded: a resumed build keeps its order
