@@ -432,10 +432,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--set", action="append", default=[], metavar="KEY=VALUE", help="experiment override"
     )
     args = parser.parse_args(argv)
+    from search.errors import UserError
+    from search.experiment import load_experiment
+
     grid = GRIDS[args.grid]
     args.out = args.out or grid.out
     args.families = args.families or list(grid.families)
     args.experiment = args.experiment or grid.experiment
+    # The grid is the experiment's space; checked here, once, before any worker starts.
+    sets = [
+        f"space.{k}={json.dumps(v)}" for k, v in space_overrides(grid.model, grid.training).items()
+    ]
+    sets += args.set
+    try:
+        load_experiment(args.experiment, sets)
+    except UserError as exc:
+        parser.error(f"--experiment {args.experiment}: {exc}")
     args.out.mkdir(parents=True, exist_ok=True)
     table = args.out / "table.csv"
     done = _done_keys(table)
@@ -460,7 +472,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ctx = mp.get_context("spawn")
     with (
         table.open("a", newline="") as fh,
-        ctx.Pool(args.processes, _init_worker, (args.experiment, args.set)) as pool,
+        ctx.Pool(args.processes, _init_worker, (args.experiment, sets)) as pool,
     ):
         writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
         if new_file:

@@ -87,3 +87,14 @@ def test_a_partial_build_has_rows_of_every_family_across_its_grid() -> None:
     first_mixers = [p for p in order[:40] if p["family"] == "mixer"]
     assert {p["mixer.patch_size"] for p in first_mixers} == {4, 7}  # not the grid's first rows
     assert build.build_order(points) == order  # seeded: a resumed build keeps its order
+
+
+def test_an_experiment_the_grid_cannot_train_is_one_line_before_any_worker(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        build.main(["--out", str(tmp_path / "t"), "--set", "replicates=0"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "error: --experiment default: replicates=0: must be between 1 and 32" in err
+    assert not (tmp_path / "t").exists()
