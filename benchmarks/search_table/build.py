@@ -127,14 +127,16 @@ _PATCH_MLP = {"patch_size": [4, 7], "hidden_dim": [32, 64, 128], "num_blocks": [
 #: dim x patch size at 4 shared-weight iterations, read at 1..4 (an anytime run): 18 x 2 lr
 #: trainings, 144 configurations. 240 configurations in all.
 FASHION_MODEL_GRID: dict[str, dict[str, list[Any]]] = {
-    "mixer": {**_PATCH_MLP, "dropout": [0.0]},
-    "fnet": {**_PATCH_MLP, "dropout": [0.0]},
-    "gmlp": {**_PATCH_MLP, "dropout": [0.0]},
+    "mixer": {**_PATCH_MLP, "tokens_mlp_dim": [64], "channels_mlp_dim": [256], "dropout": [0.0]},
+    "fnet": {**_PATCH_MLP, "mlp_dim": [256], "dropout": [0.0]},
+    "gmlp": {**_PATCH_MLP, "ffn_dim": [256], "dropout": [0.0]},
     "vit": {
         "patch_size": [4, 7],
         "embed_dim": [32, 64, 128],
         "depth": [2, 4],
         "num_heads": [4],
+        "mlp_ratio": [2.0],
+        "pool": ["mean"],
         "dropout": [0.0],
     },
     "perceiver": {
@@ -148,6 +150,7 @@ FASHION_MODEL_GRID: dict[str, dict[str, list[Any]]] = {
         "cross_heads": [1],
         "share_weights": [True],
         "pos_encoding": ["fourier"],
+        "num_freq_bands": [4],
         "dropout": [0.0],
     },
 }

@@ -98,3 +98,17 @@ def test_an_experiment_the_grid_cannot_train_is_one_line_before_any_worker(
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert "error: --experiment default: replicates=0: must be between 1 and 32" in err
     assert not (tmp_path / "t").exists()
+
+
+def test_every_fashion_grid_point_is_a_valid_proposal_of_the_sweeps_space() -> None:
+    import optuna
+
+    import models
+    from spaces import joint, split_proposal
+
+    grid = build.GRIDS["fashion"]
+    overrides = build.space_overrides(grid.model, grid.training)
+    space = joint(grid.families, image_size=28, in_channels=1, overrides=overrides)
+    for point in build.grid_points(grid.families, grid.model, grid.training):
+        family, hparams, _ = split_proposal(space(optuna.trial.FixedTrial(point)))
+        models.resolve_hparams(family, image_size=28, in_channels=1, **hparams)
