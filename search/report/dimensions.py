@@ -82,7 +82,8 @@ class DimensionValue:
     #: and the trial that reaches it.
     best: tuple[float | None, ...]
     best_ids: tuple[str | None, ...]
-    #: Configurations of this value trained with at least ``MEASURED_SEEDS`` seeds.
+    #: Training runs of this value measured with at least ``MEASURED_SEEDS`` seeds (an anytime
+    #: point counts as its run's configuration at k iterations, once per run).
     n_seeded: int = 0
     #: The 95 % interval of each level's best (:func:`search.pareto.row_interval`).
     best_intervals: tuple[tuple[float, float] | None, ...] = ()
@@ -269,9 +270,21 @@ def _dimension_value(
         front,
         tuple(h[0] if h else None for h in hits),
         tuple(h[1] if h else None for h in hits),
-        sum(len(seed_values(r, acc)) >= MEASURED_SEEDS for r in rows if not _is_anytime(r)),
+        len(_seeded_runs(rows, acc)),
         tuple(_interval_of(rows, h[1] if h else None, acc) for h in hits),
     )
+
+
+def _seeded_runs(rows: Sequence[Row], acc: str) -> set[str]:
+    """The training runs behind ``rows`` that measured ``acc`` with at least
+    ``MEASURED_SEEDS`` seeds: an anytime point is its own configuration (the model read at k
+    iterations, with each seed's accuracy), but counts once with its run, so one run's
+    points never count as several configurations of the same value."""
+    return {
+        str(r.get(ANYTIME_OF) or r.get("trial_id"))
+        for r in rows
+        if len(seed_values(r, acc)) >= MEASURED_SEEDS
+    }
 
 
 def _interval_of(rows: Sequence[Row], trial_id: str | None, acc: str) -> tuple[float, float] | None:

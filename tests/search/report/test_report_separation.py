@@ -65,6 +65,25 @@ def test_one_seed_per_configuration_is_not_measured_and_never_a_winner() -> None
     assert "(not measured)" in _page(data)
 
 
+def test_anytime_points_are_seeded_configurations_of_their_iteration_count_once_per_run() -> None:
+    """Three seeded runs at 2 iterations, each read at 1 too (its anytime point, with each
+    seed's accuracy): iterations 1 is measured by those three runs; for N = 16, which holds
+    all six points, they are still three configurations, not six."""
+    rows = []
+    for i, flops in enumerate((10.0, 20.0, 30.0)):
+        acc = 0.80 + 0.01 * i
+        rows.append(_seeded(f"r{i}", 16, 2 * flops, [acc - 0.002, acc + 0.002]))
+        rows[-1].update({f"hp.{k}": v for k, v in perceiver(16, 2, 32, 2)["hp"].items()})
+        point = _seeded(f"r{i}@k1", 16, flops, [acc - 0.05, acc - 0.04],
+                        anytime_of=f"r{i}", anytime_iterations=1, train_time_s=0.0)  # fmt: skip
+        rows.append(point)
+    data = report.compute_report_data(hand_results(tuple(rows)), [], dimensions=DIMENSIONS)
+    iterations = {v.value: v for v in _dimension(data, "num_iterations").values}
+    assert iterations[1].n_anytime == 3 and iterations[1].n_seeded == 3
+    assert iterations[1].measured and iterations[2].measured
+    assert {v.value: v.n_seeded for v in _dimension(data, "num_latents").values} == {16: 3}
+
+
 def test_the_matched_cost_headline_names_no_winner_it_cannot_tell_apart() -> None:
     def headline(rows: tuple[dict[str, Any], ...]) -> str:
         page = _page(report.compute_report_data(hand_results(rows), []))
