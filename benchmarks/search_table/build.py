@@ -31,8 +31,6 @@ import csv
 import itertools
 import json
 import multiprocessing as mp
-import os
-import platform
 import subprocess
 import sys
 import time
@@ -60,6 +58,13 @@ TRAINING_GRID: dict[str, list[Any]] = {
     "label_smoothing": [0.0],
 }
 
+#: The ViT values every grid fixes.
+_VIT_FIXED: dict[str, list[Any]] = {
+    "num_heads": [4],
+    "mlp_ratio": [2.0],
+    "pool": ["mean"],
+    "dropout": [0.0],
+}
 #: Per family: the searched dimensions with the default preset's values, the others fixed.
 MODEL_GRID: dict[str, dict[str, list[Any]]] = {
     "mixer": {
@@ -84,15 +89,7 @@ MODEL_GRID: dict[str, dict[str, list[Any]]] = {
         "ffn_dim": [128],
         "dropout": [0.0],
     },
-    "vit": {
-        "patch_size": [1, 2],
-        "embed_dim": [32, 64],
-        "depth": [2, 4],
-        "num_heads": [4],
-        "mlp_ratio": [2.0],
-        "pool": ["mean"],
-        "dropout": [0.0],
-    },
+    "vit": {"patch_size": [1, 2], "embed_dim": [32, 64], "depth": [2, 4], **_VIT_FIXED},
     "perceiver": {
         "patch_size": [2],  # patch 1 (64 inputs) trains ~3x slower: the build's budget
         "projection_dim": [16, 32],
@@ -130,15 +127,7 @@ FASHION_MODEL_GRID: dict[str, dict[str, list[Any]]] = {
     "mixer": {**_PATCH_MLP, "tokens_mlp_dim": [64], "channels_mlp_dim": [256], "dropout": [0.0]},
     "fnet": {**_PATCH_MLP, "mlp_dim": [256], "dropout": [0.0]},
     "gmlp": {**_PATCH_MLP, "ffn_dim": [256], "dropout": [0.0]},
-    "vit": {
-        "patch_size": [4, 7],
-        "embed_dim": [32, 64, 128],
-        "depth": [2, 4],
-        "num_heads": [4],
-        "mlp_ratio": [2.0],
-        "pool": ["mean"],
-        "dropout": [0.0],
-    },
+    "vit": {"patch_size": [4, 7], "embed_dim": [32, 64, 128], "depth": [2, 4], **_VIT_FIXED},
     "perceiver": {
         "patch_size": [4, 7],
         "projection_dim": [16, 32, 64],
@@ -340,15 +329,10 @@ def _revision() -> str:
 
 def _machine() -> str:
     """This machine: the CPU model, its logical CPUs, the platform."""
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} CPUs, {platform.platform()}"
+    from benchmarks.bench_models import machine_info
+
+    info = machine_info(threads=1)
+    return f"{info['cpu']}, {info['logical_cpus']} CPUs, {info['platform']}"
 
 
 def _header(path: Path) -> list[str]:
