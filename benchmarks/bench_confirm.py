@@ -46,10 +46,9 @@ from search.experiment import load_experiment
 from search.pareto.membership import front_membership
 from search.pareto.objectives import eligible_rows
 from search.results import merge_confirmations, read_trials
+from search.sweep.confirm import KEPT_METRICS
 from search.vocabulary import ANYTIME_OF
 
-#: The metrics kept per training, as ``confirm`` keeps them.
-KEPT = ("val_accuracy", "test_accuracy", "val_loss", "train_time_s")
 #: A configuration is in the confirmed set at this membership probability or above.
 CONFIRMED_AT = 0.5
 
@@ -89,7 +88,7 @@ def train_one(config: dict[str, Any], seed: int) -> dict[str, Any]:
     )
     if last.get("failure_reason"):
         raise RuntimeError(f"seed {seed} failed: {last['failure_reason']}")
-    kept = {k: last.get(k) for k in KEPT}
+    kept = {k: last.get(k) for k in KEPT_METRICS}  # as confirm keeps them
     return {**kept, "epochs": last.get("epoch"), "wall_s": time.perf_counter() - started}
 
 

@@ -84,8 +84,7 @@ def write_results(
     for name in ANYTIME_PARAM.values():  # every iteration count an anytime run reads
         if name in overrides:
             overrides[name] = list(range(1, max(overrides[name]) + 1))
-    sets = [f"space.{k}={json.dumps(v)}" for k, v in overrides.items()]
-    exp = load_experiment(grid.experiment, [*sets, f"output_dir={out}"])
+    exp = load_experiment(grid.experiment, [*build.space_sets(overrides), f"output_dir={out}"])
     if shape is None:
         from search.sweep import load_experiment_data
 

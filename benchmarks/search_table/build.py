@@ -210,6 +210,11 @@ def space_overrides(
     return out
 
 
+def space_sets(overrides: Mapping[str, Sequence[Any]]) -> list[str]:
+    """``space`` overrides as experiment ``--set`` strings (``space.<name>=<JSON list>``)."""
+    return [f"space.{k}={json.dumps(list(v))}" for k, v in overrides.items()]
+
+
 def point_overrides(params: Mapping[str, Any]) -> dict[str, list[Any]]:
     """The ``space`` overrides that fix the joint space to one grid point (``family`` aside)."""
     return {k: _override(k, [v]) for k, v in params.items() if k != "family"}
@@ -427,10 +432,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.families = args.families or list(grid.families)
     args.experiment = args.experiment or grid.experiment
     # The grid is the experiment's space; checked here, once, before any worker starts.
-    sets = [
-        f"space.{k}={json.dumps(v)}" for k, v in space_overrides(grid.model, grid.training).items()
-    ]
-    sets += args.set
+    sets = [*space_sets(space_overrides(grid.model, grid.training)), *args.set]
     try:
         load_experiment(args.experiment, sets)
     except UserError as exc:

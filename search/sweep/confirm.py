@@ -32,10 +32,10 @@ if TYPE_CHECKING:
     from search.data import DatasetSplits
     from search.experiment import Experiment
 
-__all__ = ["ConfirmOutcome", "check_confirmable", "confirm"]
+__all__ = ["KEPT_METRICS", "ConfirmOutcome", "check_confirmable", "confirm"]
 
 #: The per-seed metrics a confirmation run keeps.
-_KEPT = ("val_accuracy", "test_accuracy", "val_loss", "train_time_s")
+KEPT_METRICS = ("val_accuracy", "test_accuracy", "val_loss", "train_time_s")
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ def confirm(
         if last.get("failure_reason"):
             raise RuntimeError(f"confirm {todo[0]}: seed {seed} failed: {last['failure_reason']}")
         run = {"confirms": todo[0], "seed": seed, "finished_at": time.time()}
-        run.update({k: last.get(k) for k in _KEPT})
+        run.update({k: last.get(k) for k in KEPT_METRICS})
         runs.append(run)
         trained.append(run)
         storage.write_text(
