@@ -12,6 +12,12 @@ smaller budgets (random search's median at n trials, for n in :data:`BUDGETS`).
     python benchmarks/bench_search.py                              # 4 samplers x 10 seeds x 96
     python benchmarks/bench_search.py --samplers random tpe --seeds 3 --trials 40 \\
         --families mixer fnet --table /tmp/partial.csv --png ''
+    python benchmarks/bench_search.py --grid fashion --samplers random tpe tpe-means  # seeded
+
+A sampler named ``<sampler>-means`` observes each row's seed mean at every seed's cost (the
+sweep with replicates); the others observe one seed's curve, drawn per trial (the single-seed
+sweep). Also printed: how often the scheduler stopped a configuration on its family's front in
+the table.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import dataclasses
 import json
 import math
 import multiprocessing as mp
@@ -41,27 +48,26 @@ from benchmarks.search_table.replay import (  # noqa: E402
     ReplayResult,
     Table,
     load_table,
+    parse_variant,
     replay,
     replay_space,
 )
 
-TABLE = ROOT / "benchmarks" / "search_table" / "table.csv"
 OUT = ROOT / "benchmarks" / "search_table" / "replay_results"
 PNG = ROOT / "docs" / "img" / "search-replay.png"
 COMPUTE_POINTS = 60
 
 
-def check_coverage(table: Table, space: Any, families: Sequence[str]) -> None:
+def check_coverage(
+    table: Table, space: Any, families: Sequence[str], grid: build.Grid = build.GRIDS["digits"]
+) -> None:
     """Every grid point of ``families`` must have a row (else proposals would miss)."""
     import optuna
 
     from benchmarks.search_table.replay import config_key
 
-    missing = [
-        p
-        for p in build.grid_points(families)
-        if config_key(space(optuna.trial.FixedTrial(p))) not in table.rows
-    ]
+    points = build.grid_points(families, grid.model, grid.training)
+    missing = [p for p in points if config_key(space(optuna.trial.FixedTrial(p))) not in table.rows]
     if missing:
         raise SystemExit(
             f"the table lacks {len(missing)} grid points of {list(families)} "
@@ -72,36 +78,52 @@ def check_coverage(table: Table, space: Any, families: Sequence[str]) -> None:
 _SETUP: dict[str, Any] = {}
 
 
-def _setup(table: Path, experiment: str, overrides: Sequence[str], trials: int) -> None:
+def _setup(table: Path, grid: str, overrides: Sequence[str], trials: int) -> None:
     """Load what every replay of this process shares (the table, experiment and space)."""
     import optuna
 
     from search.experiment import load_experiment
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    exp = load_experiment(experiment, list(overrides))
-    space = replay_space(exp, build.space_overrides())
+    the_grid = build.GRIDS[grid]
+    space_sets = build.space_sets(build.space_overrides(the_grid.model, the_grid.training))
+    exp = load_experiment(the_grid.experiment, [*the_grid.replay_sets, *space_sets, *overrides])
+    space = replay_space(exp, {})
     rows = load_table(table, exp.families)  # the searched families' yardsticks
-    _SETUP.update(table=rows, experiment=exp, space=space, trials=trials)
+    _SETUP.update(table=rows, experiment=exp, space=space, trials=trials, grid=the_grid)
 
 
 def _replay_one(job: tuple[str, int]) -> tuple[ReplayResult, float]:
-    """One (sampler, seed) replay and its wall time."""
-    sampler, seed = job
+    """One (variant, seed) replay and its wall time."""
+    variant, seed = job
+    sampler, observe = parse_variant(variant)
     started = time.perf_counter()
     s = _SETUP
     res = replay(
-        s["table"], s["space"], s["experiment"], sampler=sampler, seed=seed, num_trials=s["trials"]
+        s["table"],
+        s["space"],
+        s["experiment"],
+        sampler=sampler,
+        seed=seed,
+        num_trials=s["trials"],
+        observe=observe,
     )
-    return res, time.perf_counter() - started
+    return dataclasses.replace(res, sampler=variant), time.perf_counter() - started
+
+
+def front_stops(table: Table, res: ReplayResult) -> tuple[int, int]:
+    """(trained, stopped): the replay's trials whose configuration is on its family's front
+    in the table, and how many of them the scheduler stopped at a rung."""
+    on_front = [t for t in res.trials if t.config in table.family_front]
+    return len(on_front), sum(t.status == "STOPPED" for t in on_front)
 
 
 def run_all(args: argparse.Namespace) -> list[ReplayResult]:
     """Every (sampler, seed) replay (``--processes`` at a time), one line printed per replay."""
     families = [f"families=[{', '.join(args.families)}]"] if args.families else []
-    setup = (args.table, args.experiment, [*args.set, *families], args.trials)
+    setup = (args.table, args.grid, [*args.set, *families], args.trials)
     _setup(*setup)
-    check_coverage(_SETUP["table"], _SETUP["space"], _SETUP["experiment"].families)
+    check_coverage(_SETUP["table"], _SETUP["space"], _SETUP["experiment"].families, _SETUP["grid"])
     jobs = [(s, seed) for s in args.samplers for seed in range(args.seeds)]
     results = []
     with contextlib.ExitStack() as stack:
@@ -114,10 +136,12 @@ def run_all(args: argparse.Namespace) -> list[ReplayResult]:
         for res, seconds in done:
             results.append(res)
             stopped = sum(t.status == "STOPPED" for t in res.trials)
+            front, front_stopped = front_stops(_SETUP["table"], res)
             print(
-                f"{res.sampler:7s} seed {res.seed:2d}: hv {res.hv[-1]:.4f} (families "
+                f"{res.sampler:9s} seed {res.seed:2d}: hv {res.hv[-1]:.4f} (families "
                 f"{res.family_hv[-1]:.4f}) after "
-                f"{len(res.trials)} trials ({stopped} stopped, {res.duplicates} duplicates"
+                f"{len(res.trials)} trials ({stopped} stopped, {front_stopped} of {front} on a "
+                f"family front stopped, {res.duplicates} duplicates"
                 f"{', exhausted' if res.exhausted else ''}), compute {res.compute_s[-1]:.0f} s, "
                 f"replayed in {seconds:.1f} s",
                 flush=True,
@@ -163,7 +187,7 @@ def trials_to_reach(hv: Sequence[float], target: float) -> int | None:
     return None
 
 
-def median_or_none(values: Sequence[int | None]) -> float | None:
+def median_or_none(values: Sequence[float | None]) -> float | None:
     """Median with None counted as worse than any number; None when that median is None."""
     med = float(np.median([math.inf if v is None else v for v in values]))
     return med if math.isfinite(med) else None
@@ -208,21 +232,53 @@ def summarise_view(
     for s, rs in by.items():
         curves = [getattr(r, view) for r in rs]
         per_seed = [trials_to_reach(c, target) for c in curves] if target is not None else []
+        compute = [None if n is None else r.compute_s[n - 1] for n, r in zip(per_seed, rs)]
         out["samplers"][s] = {
             "by_trial": quartiles(hv_by_trial(rs, trials, view)),
             "by_compute": quartiles(np.array([hv_at_compute(r, grid, view) for r in rs])),
             "trials_to_target": per_seed,
             "median_trials_to_target": median_or_none(per_seed),
+            "median_compute_to_target_s": median_or_none(compute),
             "final_hv": [c[-1] if c else 0.0 for c in curves],
         }
     out["budgets"] = budget_table(by, trials, view)
     return out
 
 
+def fewest_trials(table: Table, target: float, view: str) -> int | None:
+    """How few of the table's COMPLETE rows reach ``target`` in ``view``, chosen greedily by
+    their gain knowing the whole table (an oracle's bound on any sampler; None: never)."""
+    rows = [r for r in table.rows.values() if r.status == "COMPLETE"]
+    chosen: dict[str, list[tuple[float, float]]] = {}
+
+    def value(points: dict[str, list[tuple[float, float]]]) -> float:
+        if view == "hv":
+            return table.hv(p for pts in points.values() for p in pts)
+        return table.family_hv(points)
+
+    for n in range(1, len(rows) + 1):
+        best = max(
+            rows,
+            key=lambda r: value(
+                {**chosen, r.family: [*chosen.get(r.family, []), *r.front_points()]}
+            ),
+        )
+        rows.remove(best)
+        chosen[best.family] = [*chosen.get(best.family, []), *best.front_points()]
+        if value(chosen) >= target - 1e-12:
+            return n
+    return None
+
+
 def summarise(
-    runs: Sequence[ReplayResult], samplers: Sequence[str], trials: int, target_trials: int
+    runs: Sequence[ReplayResult],
+    samplers: Sequence[str],
+    trials: int,
+    target_trials: int,
+    table: Table | None = None,
 ) -> dict[str, Any]:
-    """Both hypervolume views (:data:`VIEWS`) and each sampler's run statistics."""
+    """Both hypervolume views (:data:`VIEWS`) and each sampler's run statistics (with
+    ``table``: how many trials on a family front were stopped)."""
     by = {s: [r for r in runs if r.sampler == s] for s in samplers}
     full = [r for r in runs if len(r.compute_s) >= trials]
     top = min((r.compute_s[trials - 1] for r in full), default=0.0)
@@ -240,20 +296,30 @@ def summarise(
         }
         for s, rs in by.items()
     }
+    if table is not None:
+        for name, view in out["views"].items():
+            for budget in view["budgets"].values():
+                budget["fewest_trials"] = fewest_trials(table, budget["target_hv"], name)
+        for s, rs in by.items():
+            counts = [front_stops(table, r) for r in rs]
+            out["runs"][s]["front_trained"] = [c[0] for c in counts]
+            out["runs"][s]["front_stopped"] = [c[1] for c in counts]
     return out
 
 
 def write_runs(runs: Sequence[ReplayResult], path: Path) -> None:
-    """One CSV line per replayed trial (finish order), with the run's HV and compute so far."""
-    fields = ["sampler", "seed", "trial", *VIEWS, "compute_s", *asdict(runs[0].trials[0])]
+    """One CSV line per replayed trial (finish order): the run's sampler, seed, HV and compute
+    so far (``run_compute_s``), then the trial's own fields."""
+    run_fields = ["sampler", "seed", "trial", *VIEWS, "run_compute_s"]
+    fields = [*run_fields, *asdict(runs[0].trials[0])]
     with path.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=fields)
         writer.writeheader()
         for res in runs:
             for i, t in enumerate(res.trials):
                 row = {"sampler": res.sampler, "seed": res.seed, "trial": i + 1}
-                row.update({v: getattr(res, v)[i] for v in VIEWS}, compute_s=res.compute_s[i])
-                writer.writerow({**row, **asdict(t)})
+                row.update({v: getattr(res, v)[i] for v in VIEWS}, run_compute_s=res.compute_s[i])
+                writer.writerow({**asdict(t), **row})
 
 
 def figure(summary: dict[str, Any]) -> Any:
@@ -309,31 +375,56 @@ def print_summary(summary: dict[str, Any]) -> None:
             print("median trials to random search's median HV at n trials:")
             print(f"{'n':>8s} " + " ".join(f"{b:>7s}" for b in budgets))
             print(f"{'HV':>8s} " + " ".join(f"{b['target_hv']:7.4f}" for b in budgets.values()))
-            for sampler in view["samplers"]:
-                cells = [b["median_trials"][sampler] for b in budgets.values()]
+            rows = {s: [b["median_trials"][s] for b in budgets.values()] for s in view["samplers"]}
+            if all("fewest_trials" in b for b in budgets.values()):
+                rows["(oracle)"] = [b["fewest_trials"] for b in budgets.values()]
+            for sampler, cells in rows.items():
                 print(
                     f"{sampler:>8s} "
                     + " ".join(f"{'>' + str(n) if c is None else f'{c:g}':>7s}" for c in cells)
                 )
 
 
+def print_front_stops(summary: dict[str, Any]) -> None:
+    """Per sampler: of the trials on a family front in the table, how many were stopped."""
+    for sampler, r in summary["runs"].items():
+        if "front_trained" in r:
+            trained, stopped = sum(r["front_trained"]), sum(r["front_stopped"])
+            share = f"{stopped / trained:.0%}" if trained else "n/a"
+            print(f"{sampler:9s} stopped {stopped} of {trained} family-front trials ({share})")
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--table", type=Path, default=TABLE)
+    parser.add_argument("--grid", choices=sorted(build.GRIDS), default="digits")
+    parser.add_argument("--table", type=Path, help="default: the grid's table.csv")
     parser.add_argument("--samplers", nargs="+", default=list(SAMPLERS))
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--trials", type=int, default=96)
     parser.add_argument("--target-trials", type=int, default=0, help="default: --trials")
     parser.add_argument("--families", nargs="*", default=[], help="default: the experiment's")
-    parser.add_argument("--experiment", default=build.EXPERIMENT)
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="on the grid's experiment"
+    )
     parser.add_argument("--processes", type=int, default=1, help="replays at a time")
-    parser.add_argument("--out", type=Path, default=OUT)
-    parser.add_argument("--png", default=str(PNG), help="figure as PNG ('' for none)")
+    parser.add_argument("--out", type=Path, help="default: replay_results[/<grid>]")
+    parser.add_argument("--png", help="figure as PNG ('' for none); default: docs/img/")
     args = parser.parse_args(argv)
     args.target_trials = args.target_trials or args.trials
     if not 1 <= args.target_trials <= args.trials:
         parser.error("--target-trials must be in 1..--trials")
+    for name in args.samplers:
+        try:
+            parse_variant(name)
+        except ValueError as err:
+            parser.error(f"--samplers: {err}")
+    digits = args.grid == "digits"  # the first table's outputs keep their names
+    args.table = args.table or build.GRIDS[args.grid].out / "table.csv"
+    args.out = args.out or (OUT if digits else OUT / args.grid)
+    if args.png is None:
+        args.png = str(PNG if digits else PNG.with_stem(f"{PNG.stem}-{args.grid}"))
+    if not args.table.is_file():
+        parser.error(f"--table {args.table}: no such file (build.py --grid {args.grid})")
     return args
 
 
@@ -341,7 +432,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
     runs = run_all(args)
-    summary = summarise(runs, args.samplers, args.trials, args.target_trials)
+    summary = summarise(runs, args.samplers, args.trials, args.target_trials, _SETUP["table"])
     summary["command"] = " ".join(["python", *sys.argv])
     summary["table"] = str(args.table)
     summary["replay_s"] = round(time.perf_counter() - started, 1)
@@ -353,6 +444,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.png:
         fig.write_image(args.png, scale=1)
     print_summary(summary)
+    print_front_stops(summary)
     print(f"\nwritten: {args.out}/{{runs.csv,summary.json,figure.html}} {args.png}")
     return 0
 

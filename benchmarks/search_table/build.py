@@ -147,12 +147,14 @@ FASHION_MODEL_GRID: dict[str, dict[str, list[Any]]] = {
 
 @dataclass(frozen=True)
 class Grid:
-    """One table: its experiment (a preset name or YAML path), its grid and its folder."""
+    """One table: its experiment (a preset name or YAML path), its grid and its folder, and
+    the settings a replay of it adds to the experiment (``bench_search.py``)."""
 
     experiment: str
     training: Mapping[str, Sequence[Any]]
     model: Mapping[str, Mapping[str, Sequence[Any]]]
     out: Path
+    replay_sets: tuple[str, ...] = ()
 
     @property
     def families(self) -> tuple[str, ...]:
@@ -164,7 +166,17 @@ class Grid:
 GRIDS = {
     "digits": Grid(EXPERIMENT, TRAINING_GRID, MODEL_GRID, HERE),
     "fashion": Grid(
-        str(HERE / "fashion.yaml"), FASHION_TRAINING_GRID, FASHION_MODEL_GRID, HERE / "fashion"
+        str(HERE / "fashion.yaml"),
+        FASHION_TRAINING_GRID,
+        FASHION_MODEL_GRID,
+        HERE / "fashion",
+        # the table is built without early stopping; a replay stops as the sweep does, at the
+        # table's 4 epochs: MO-ASHA, rungs at epochs 1 and 2, half kept at each
+        replay_sets=(
+            "scheduler.name=moasha",
+            "scheduler.grace_period=1",
+            "scheduler.reduction_factor=2",
+        ),
     ),
 }
 #: The grid's parameters the joint space searches as log-uniform ranges (``spaces/common.py``):

@@ -19,6 +19,14 @@ stays real is everything that decides *which* trials run:
   advances by the table's epoch times: a new proposal is made when a slot frees, so samplers
   see running trials (constant liar etc.) as in the sweep.
 * **Compute** is the sum of the epoch times of the epochs actually trained.
+* **Seeds.** A table built with several seeds per row holds each seed's curve. A replayed
+  trial observes what a single-seed sweep would: one seed's curve, drawn per trial from the
+  replay's seed, at that seed's share of the epoch times (``observe="seed"``); or, the
+  noise-aware variant, the seeds' mean at all of their cost (``observe="mean"``: the sweep
+  with ``replicates``). Either way the hypervolume is measured at the seeds' mean, the truth as
+  far as the table knows it, so a sampler gains nothing from a lucky draw.
+* **Anytime rows** (a Perceiver trained once, read at iterations 1..T) add each iteration
+  count's point to their family's front, as the report counts them.
 
 Hypervolume (``search.pareto``) counts COMPLETE trials only, with the reference point of the
 whole table (:func:`default_reference`), normalised by the whole table's front. Two views:
@@ -33,6 +41,7 @@ import csv
 import heapq
 import json
 import math
+import random
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +57,7 @@ from search.vocabulary import DEFAULT_OBJECTIVES, TrialStatus, study_direction
 
 __all__ = [
     "OBJECTIVES",
+    "OBSERVE",
     "SAMPLERS",
     "ReplayResult",
     "Row",
@@ -55,6 +65,7 @@ __all__ = [
     "TrialRecord",
     "load_table",
     "open_proposer",
+    "parse_variant",
     "replay",
     "replay_space",
     "table_from_rows",
@@ -63,11 +74,25 @@ __all__ = [
 #: The sweep's objectives, in the study's order.
 OBJECTIVES = dict(DEFAULT_OBJECTIVES)
 SAMPLERS = ("random", "tpe", "nsga2", "gp")
+#: What a replayed trial observes of a seeded row: one seed's curve, or the seeds' mean.
+OBSERVE = ("seed", "mean")
+#: The suffix of a variant that observes the seeds' mean (``tpe-means``).
+MEANS_SUFFIX = "-means"
+
+
+def parse_variant(name: str) -> tuple[str, str]:
+    """``tpe`` -> (``tpe``, ``seed``); ``tpe-means`` -> (``tpe``, ``mean``)."""
+    sampler = name.removesuffix(MEANS_SUFFIX)
+    if sampler not in SAMPLERS:
+        allowed = ", ".join(f"{s}[{MEANS_SUFFIX}]" for s in SAMPLERS)
+        raise ValueError(f"sampler={name!r}; allowed: {allowed}")
+    return sampler, "mean" if name != sampler else "seed"
 
 
 @dataclass(frozen=True)
 class Row:
-    """One trained grid point: its final result, learning curve and per-epoch times."""
+    """One trained grid point: its final result (the seeds' mean), learning curve and
+    per-epoch times (every seed's), each seed's curve and final val, and its front points."""
 
     config: str
     family: str
@@ -77,6 +102,28 @@ class Row:
     params: float
     val_curve: tuple[float, ...]
     time_curve: tuple[float, ...]
+    #: per seed: its val curve and final val (one seed: the row's own)
+    val_curves: tuple[tuple[float, ...], ...] = ()
+    val_seeds: tuple[float, ...] = ()
+    #: (val accuracy, FLOPs) of each iteration count of an anytime row (else the row's)
+    points: tuple[tuple[float, float], ...] = ()
+
+    @property
+    def seeds(self) -> int:
+        """How many seeds the row was trained with."""
+        return max(1, len(self.val_curves))
+
+    def curve(self, seed: int | None) -> tuple[float, ...]:
+        """The val curve seed ``seed`` observed (None: the seeds' mean)."""
+        return self.val_curve if seed is None or not self.val_curves else self.val_curves[seed]
+
+    def final(self, seed: int | None) -> float:
+        """The final val accuracy seed ``seed`` observed (None: the seeds' mean)."""
+        return self.val_accuracy if seed is None or not self.val_seeds else self.val_seeds[seed]
+
+    def front_points(self) -> tuple[tuple[float, float], ...]:
+        """What the row adds to its family's front when COMPLETE (at the seeds' mean)."""
+        return self.points or ((self.val_accuracy, self.flops),)
 
 
 @dataclass(frozen=True)
@@ -90,6 +137,8 @@ class Table:
     grids: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
     #: family -> the hypervolume of that family's front in the table
     family_front_hv: Mapping[str, float] = field(default_factory=dict)
+    #: the configurations with a point on their family's front in the table
+    family_front: frozenset[str] = frozenset()
 
     def snap(self, proposal: Mapping[str, Any]) -> dict[str, Any]:
         """``proposal`` with every float off the grid moved to its nearest grid value (log)."""
@@ -136,6 +185,10 @@ def _row(raw: Mapping[str, Any]) -> Row:
         value = raw.get(name)
         return float(value) if value not in (None, "") else math.nan
 
+    def optional(name: str) -> Any:
+        return json.loads(raw.get(name) or "null") or ()
+
+    anytime = optional("anytime")
     return Row(
         config=config_key(json.loads(raw["config"])),
         family=str(raw["family"]),
@@ -145,7 +198,24 @@ def _row(raw: Mapping[str, Any]) -> Row:
         params=number("params"),
         val_curve=tuple(float(v) for v in json.loads(raw["val_curve"])),
         time_curve=tuple(float(v) for v in json.loads(raw["time_curve"])),
+        val_curves=tuple(tuple(float(v) for v in c) for c in optional("val_curves")),
+        val_seeds=tuple(float(v) for v in optional("val_accuracy_seeds")),
+        points=tuple((float(p["val_accuracy"]), float(p["flops"])) for p in anytime),
     )
+
+
+def _front_configs(rows: Iterable[Row]) -> frozenset[str]:
+    """The COMPLETE rows with a point on their family's front."""
+    by_family: dict[str, list[tuple[str, tuple[float, float]]]] = {}
+    for r in rows:
+        if r.status == "COMPLETE":
+            by_family.setdefault(r.family, []).extend((r.config, p) for p in r.front_points())
+    directions = list(OBJECTIVES.values())
+    on_front: set[str] = set()
+    for points in by_family.values():
+        mask = non_dominated_mask([p for _, p in points], directions)
+        on_front.update(config for (config, _), keep in zip(points, mask) if keep)
+    return frozenset(on_front)
 
 
 def _float_grids(rows: Iterable[Row]) -> dict[str, tuple[float, ...]]:
@@ -167,17 +237,23 @@ def table_from_rows(raw_rows: Iterable[Mapping[str, Any]]) -> Table:
     by_config = {r.config: r for r in rows}
     if len(by_config) != len(rows):
         raise ValueError("the table holds a configuration twice")
-    plain = [{"status": r.status, "val_accuracy": r.val_accuracy, "flops": r.flops} for r in rows]
+    plain = [
+        {"status": r.status, "val_accuracy": val, "flops": flops}
+        for r in rows
+        for val, flops in r.front_points()
+    ]
     reference = default_reference(plain, OBJECTIVES)
     complete: dict[str, list[tuple[float, float]]] = {}
     for r in rows:
         if r.status == "COMPLETE":
-            complete.setdefault(r.family, []).append((r.val_accuracy, r.flops))
+            complete.setdefault(r.family, []).extend(r.front_points())
     front_hv = _hypervolume([p for pts in complete.values() for p in pts], reference)
     family_hv = {f: _hypervolume(pts, reference) for f, pts in complete.items()}
     if not front_hv > 0 or not all(hv > 0 for hv in family_hv.values()):
         raise ValueError("a family of the table has no COMPLETE row with a positive hypervolume")
-    return Table(by_config, reference, front_hv, _float_grids(rows), family_hv)
+    return Table(
+        by_config, reference, front_hv, _float_grids(rows), family_hv, _front_configs(rows)
+    )
 
 
 def load_table(path: str | Path, families: Iterable[str] | None = None) -> Table:
@@ -283,7 +359,10 @@ class TrialRecord:
     compute_s: float
     started_s: float
     finished_s: float
-    values: tuple[float, float] | None
+    #: the front points it adds at the seeds' mean (COMPLETE only)
+    points: tuple[tuple[float, float], ...]
+    #: the row's seed it observed (None: the seeds' mean)
+    observed_seed: int | None = None
 
 
 @dataclass(frozen=True)
@@ -308,8 +387,15 @@ class _Running:
     proposal: dict[str, Any]
     row: Row
     started_s: float
+    #: the seed it observes (None: the seeds' mean, at every seed's cost)
+    seed: int | None
     epoch: int = 0
     spent_s: float = 0.0
+
+    def epoch_time(self) -> float:
+        """What its next epoch costs: one seed's share of the row's, or all of it."""
+        share = 1.0 if self.seed is None else 1.0 / self.row.seeds
+        return self.row.time_curve[self.epoch] * share
 
 
 @dataclass(frozen=True)
@@ -334,7 +420,7 @@ def _result(run: _Running, status: str) -> dict[str, Any]:
     row = run.row
     final = status == "COMPLETE"
     return {
-        "val_accuracy": row.val_accuracy if final else row.val_curve[run.epoch - 1],
+        "val_accuracy": row.final(run.seed) if final else row.curve(run.seed)[run.epoch - 1],
         "flops": row.flops,
         "params": row.params,
         "epoch": run.epoch,
@@ -345,8 +431,18 @@ def _result(run: _Running, status: str) -> dict[str, Any]:
 class _Clock:
     """Trials as epoch-end events in simulated time, ``slots`` at once."""
 
-    def __init__(self, proposer: _ReplayProposer, table: Table, scheduler: Any) -> None:
+    def __init__(
+        self,
+        proposer: _ReplayProposer,
+        table: Table,
+        scheduler: Any,
+        *,
+        observe: str = "seed",
+        seed: int = 0,
+    ) -> None:
         self.proposer, self.table, self.scheduler = proposer, table, scheduler
+        self.observe = observe
+        self.draw = random.Random(seed)  # which seed each trial observes
         self.events: list[tuple[float, int, _Running]] = []
         self.records: list[TrialRecord] = []
         self.proposed = 0
@@ -359,7 +455,9 @@ class _Clock:
         except RuntimeError:  # the searcher's "N proposals in a row already trained"
             self.exhausted = True
             return
-        run = _Running(self.proposed, handle, proposal, self.table.lookup(proposal), now)
+        row = self.table.lookup(proposal)
+        seed = self.draw.randrange(row.seeds) if self.observe == "seed" else None
+        run = _Running(self.proposed, handle, proposal, row, now, seed)
         self.proposed += 1
         self._schedule(run, now)
 
@@ -367,18 +465,18 @@ class _Clock:
         if run.epoch >= len(run.row.time_curve):  # failed before its first epoch
             heapq.heappush(self.events, (now, run.number, run))
             return
-        heapq.heappush(self.events, (now + run.row.time_curve[run.epoch], run.number, run))
+        heapq.heappush(self.events, (now + run.epoch_time(), run.number, run))
 
     def step(self, epochs: int) -> float:
         """Process the next epoch end; returns its time."""
         now, _, run = heapq.heappop(self.events)
         decision = "CONTINUE"
         if run.epoch < len(run.row.time_curve):
-            run.spent_s += run.row.time_curve[run.epoch]
+            run.spent_s += run.epoch_time()
             run.epoch += 1
             report = {
                 "epoch": run.epoch,
-                "val_accuracy": run.row.val_curve[run.epoch - 1],
+                "val_accuracy": run.row.curve(run.seed)[run.epoch - 1],
                 "flops": run.row.flops,
             }
             trial = _TuneTrial(run.handle, run.proposal)
@@ -393,7 +491,7 @@ class _Clock:
     def _finish(self, run: _Running, status: str, now: float) -> None:
         result = _result(run, status)
         self.proposer.finish(run.handle, status, result)
-        values = (result["val_accuracy"], run.row.flops) if status == "COMPLETE" else None
+        points = run.row.front_points() if status == "COMPLETE" else ()
         self.records.append(
             TrialRecord(
                 run.number,
@@ -404,7 +502,8 @@ class _Clock:
                 run.spent_s,
                 run.started_s,
                 now,
-                values,
+                points,
+                run.seed,
             )
         )
 
@@ -419,10 +518,10 @@ def _hv_curves(table: Table, records: Iterable[TrialRecord]) -> tuple[list[float
     hv = family_hv = 0.0
     overall, per_family = [], []
     for rec in records:
-        if rec.values is not None:
-            candidate = [*fronts.get(rec.family, []), rec.values]
+        if rec.points:
+            candidate = [*fronts.get(rec.family, []), *rec.points]
             mask = non_dominated_mask(candidate, directions)
-            if mask[-1]:
+            if any(mask[-len(rec.points) :]):
                 fronts[rec.family] = [p for p, keep in zip(candidate, mask) if keep]
                 hv = table.hv(p for front in fronts.values() for p in front)
                 family_hv = table.family_hv(fronts)
@@ -439,14 +538,18 @@ def replay(
     sampler: str,
     seed: int,
     num_trials: int,
+    observe: str = "seed",
 ) -> ReplayResult:
-    """One replayed sweep of ``num_trials`` trained trials with ``sampler`` seeded ``seed``."""
+    """One replayed sweep of ``num_trials`` trained trials with ``sampler`` seeded ``seed``,
+    each trial observing one seed of its row or the seeds' mean (``observe``, :data:`OBSERVE`)."""
     from search.sweep import make_scheduler
 
+    if observe not in OBSERVE:
+        raise ValueError(f"observe={observe!r}; allowed: {', '.join(OBSERVE)}")
     proposer = open_proposer(
         space, table, experiment, sampler=sampler, seed=seed, num_trials=num_trials
     )
-    clock = _Clock(proposer, table, make_scheduler(experiment))
+    clock = _Clock(proposer, table, make_scheduler(experiment), observe=observe, seed=seed)
     slots = experiment.resources.max_concurrent_trials
     for _ in range(min(slots, num_trials)):
         clock.start(0.0)

@@ -24,6 +24,7 @@ from benchmarks.search_table.replay import (
     ReplayResult,
     Table,
     load_table,
+    parse_variant,
     replay,
     replay_space,
     table_from_rows,
@@ -216,8 +217,8 @@ def test_family_view_is_the_mean_of_each_familys_share(
     assert all(a <= b <= 1.0 for a, b in zip(result.family_hv, result.family_hv[1:]))
     found: dict[str, list[tuple[float, float]]] = {}
     for t in result.trials:
-        if t.values is not None:
-            found.setdefault(t.family, []).append(t.values)
+        found.setdefault(t.family, []).extend(t.points)  # COMPLETE trials only
+    assert all(bool(t.points) == (t.status == "COMPLETE") for t in result.trials)
     assert result.family_hv[-1] == pytest.approx(table.family_hv(found))
 
 
@@ -235,3 +236,120 @@ def test_a_table_read_for_some_families_measures_against_theirs_alone(
     points = [(r.val_accuracy, r.flops) for r in mixer.rows.values()]
     assert mixer.hv(points) == pytest.approx(1.0) == mixer.family_hv({"mixer": points})
     assert len(load_table(path).rows) == len(raw_rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# Seeded rows (two seeds' curves) and anytime rows (one point per iteration count)
+
+
+def _seeded(rows: list[RawRow]) -> list[RawRow]:
+    """``rows`` as trained with two seeds: seed 0 the row's curve lowered by 0.1, seed 1 raised
+    by 0.1, so the mean stays the row's curve; the epoch times are both seeds'."""
+    out = []
+    for row in rows:
+        curve = json.loads(row["val_curve"])
+        seeds = [[round(v - 0.1, 6) for v in curve], [round(v + 0.1, 6) for v in curve]]
+        finals = [c[-1] for c in seeds]
+        out.append(
+            {
+                **row,
+                "replicates": 2,
+                "val_curves": json.dumps(seeds),
+                "val_accuracy_seeds": json.dumps(finals),
+            }
+        )
+    return out
+
+
+@pytest.fixture(scope="module")
+def seeded(raw_rows: list[RawRow]) -> Table:
+    return table_from_rows(_seeded(raw_rows))
+
+
+def test_a_seeded_trial_observes_one_seed_at_its_share_of_the_time(
+    seeded: Table, space: Callable[..., Any], experiment: Experiment
+) -> None:
+    result = replay(seeded, space, experiment, sampler="random", seed=1, num_trials=16)
+    assert {t.observed_seed for t in result.trials} == {0, 1}  # drawn per trial
+    for t in result.trials:
+        row = seeded.rows[t.config]
+        assert t.compute_s == pytest.approx(sum(row.time_curve[: t.epochs]) / 2)
+        if t.status == "COMPLETE":  # the front counts the mean, whatever the seed showed
+            assert t.points == ((row.val_accuracy, row.flops),)
+            assert row.final(t.observed_seed) == pytest.approx(
+                row.val_accuracy + (0.1 if t.observed_seed else -0.1)
+            )
+
+
+def test_the_means_variant_observes_the_mean_at_every_seeds_cost(
+    seeded: Table, space: Callable[..., Any], experiment: Experiment
+) -> None:
+    result = replay(
+        seeded, space, experiment, sampler="random", seed=1, num_trials=16, observe="mean"
+    )
+    assert {t.observed_seed for t in result.trials} == {None}
+    for t in result.trials:
+        assert t.compute_s == pytest.approx(sum(seeded.rows[t.config].time_curve[: t.epochs]))
+
+
+def test_what_the_sampler_sees_is_the_observed_seed(
+    seeded: Table, space: Callable[..., Any], experiment: Experiment
+) -> None:
+    """The study's values are the drawn seed's final (seed mode) or the mean (means mode)."""
+    from benchmarks.search_table import replay as replay_module
+
+    seen: dict[str, list[float]] = {}
+    original = replay_module._ReplayProposer.finish
+
+    def spy(self: Any, handle: str, status: str, result: dict[str, Any]) -> None:
+        if status == "COMPLETE":
+            seen.setdefault(observe, []).append(result["val_accuracy"])
+        original(self, handle, status, result)
+
+    for observe in ("seed", "mean"):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(replay_module._ReplayProposer, "finish", spy)
+            res = replay(
+                seeded, space, experiment, sampler="random", seed=1, num_trials=16, observe=observe
+            )
+        done = [t for t in res.trials if t.status == "COMPLETE"]
+        expected = [seeded.rows[t.config].final(t.observed_seed) for t in done]
+        assert seen[observe] == pytest.approx(expected)
+    assert seen["seed"] != pytest.approx(seen["mean"])
+
+
+def test_variant_names() -> None:
+    assert parse_variant("tpe") == ("tpe", "seed")
+    assert parse_variant("gp-means") == ("gp", "mean")
+    with pytest.raises(ValueError, match="sampler='cmaes'; allowed: random"):
+        parse_variant("cmaes")
+
+
+def test_anytime_points_join_their_familys_front(raw_rows: list[RawRow]) -> None:
+    """A row with anytime points adds every iteration count's point; the yardsticks count them."""
+    row = raw_rows[0]
+    cheap = {"iterations": 1, "val_accuracy": 0.3, "flops": 1.0}  # the cheapest point of all
+    full = {"iterations": 2, "val_accuracy": row["val_accuracy"], "flops": row["flops"]}
+    rows = [{**row, "anytime": json.dumps([cheap, full])}, *raw_rows[1:]]
+    plain, anytime = table_from_rows(raw_rows), table_from_rows(rows)
+    target = anytime.rows[json.dumps(json.loads(row["config"]), sort_keys=True)]
+    assert target.front_points() == ((0.3, 1.0), (row["val_accuracy"], row["flops"]))
+    assert target.config in anytime.family_front  # its cheap point is on the front
+    assert anytime.family_front_hv[target.family] > plain.family_front_hv[target.family]
+    every = {f: [p for r in anytime.rows.values() if r.family == f for p in r.front_points()]
+             for f in anytime.family_front_hv}  # fmt: skip
+    assert anytime.family_hv(every) == pytest.approx(1.0)
+
+
+def test_the_family_front_is_each_familys_non_dominated_rows(table: Table) -> None:
+    for family in table.family_front_hv:
+        rows = [r for r in table.rows.values() if r.family == family]
+        best = max(rows, key=lambda r: r.val_accuracy)
+        cheapest = min(rows, key=lambda r: r.flops)
+        on = {r.config for r in rows if r.config in table.family_front}
+        assert {best.config, cheapest.config} <= on
+        for r in rows:  # a row off the front is dominated by one on it
+            dominated = any(
+                o.val_accuracy >= r.val_accuracy and o.flops <= r.flops and o is not r for o in rows
+            )
+            assert (r.config in on) != dominated
