@@ -28,8 +28,8 @@ SMALL = ["families=[mixer]", "epochs=2", "scheduler.name=none", "training.report
 
 
 @pytest.fixture(scope="module")
-def ray_session(request: pytest.FixtureRequest) -> Iterator[None]:
-    start_ray(request, num_cpus=6, num_gpus=GPUS)
+def ray_session() -> Iterator[None]:
+    start_ray(num_cpus=6, num_gpus=GPUS)
     yield
     ray.shutdown()
 

@@ -59,8 +59,8 @@ ZERO3_MIXER = {**MIXER, "hidden_dim": 512, "channels_mlp_dim": 256}
 
 
 @pytest.fixture(scope="module")
-def ray_session(request: pytest.FixtureRequest) -> Iterator[None]:
-    start_ray(request, num_cpus=3)
+def ray_session() -> Iterator[None]:
+    start_ray(num_cpus=3)
     # The injected failure below is defined here: workers unpickle it by value.
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     yield
