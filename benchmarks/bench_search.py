@@ -46,6 +46,7 @@ from benchmarks.search_table import build  # noqa: E402
 from benchmarks.search_table.replay import (  # noqa: E402
     SAMPLERS,
     ReplayResult,
+    Row,
     Table,
     load_table,
     parse_variant,
@@ -58,9 +59,7 @@ PNG = ROOT / "docs" / "img" / "search-replay.png"
 COMPUTE_POINTS = 60
 
 
-def check_coverage(
-    table: Table, space: Any, families: Sequence[str], grid: build.Grid = build.GRIDS["digits"]
-) -> None:
+def check_coverage(table: Table, space: Any, families: Sequence[str], grid: build.Grid) -> None:
     """Every grid point of ``families`` must have a row (else proposals would miss)."""
     import optuna
 
@@ -256,15 +255,13 @@ def fewest_trials(table: Table, target: float, view: str) -> int | None:
             return table.hv(p for pts in points.values() for p in pts)
         return table.family_hv(points)
 
+    def adding(row: Row) -> dict[str, list[tuple[float, float]]]:
+        return {**chosen, row.family: [*chosen.get(row.family, []), *row.front_points()]}
+
     for n in range(1, len(rows) + 1):
-        best = max(
-            rows,
-            key=lambda r: value(
-                {**chosen, r.family: [*chosen.get(r.family, []), *r.front_points()]}
-            ),
-        )
+        best = max(rows, key=lambda r: value(adding(r)))
         rows.remove(best)
-        chosen[best.family] = [*chosen.get(best.family, []), *best.front_points()]
+        chosen = adding(best)
         if value(chosen) >= target - 1e-12:
             return n
     return None
