@@ -77,16 +77,22 @@ def check_coverage(table: Table, space: Any, families: Sequence[str], grid: buil
 _SETUP: dict[str, Any] = {}
 
 
+def replay_experiment(grid: build.Grid, overrides: Sequence[str]) -> Any:
+    """The grid's experiment as a replay runs it: the grid's replay settings, the grid as its
+    space, then ``overrides`` (``UserError`` for a bad one)."""
+    from search.experiment import load_experiment
+
+    space = build.space_sets(grid.space_overrides())
+    return load_experiment(grid.experiment, [*grid.replay_sets, *space, *overrides])
+
+
 def _setup(table: Path, grid: str, overrides: Sequence[str], trials: int) -> None:
     """Load what every replay of this process shares (the table, experiment and space)."""
     import optuna
 
-    from search.experiment import load_experiment
-
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     the_grid = build.GRIDS[grid]
-    space_sets = build.space_sets(build.space_overrides(the_grid.model, the_grid.training))
-    exp = load_experiment(the_grid.experiment, [*the_grid.replay_sets, *space_sets, *overrides])
+    exp = replay_experiment(the_grid, overrides)
     space = replay_space(exp, {})
     rows = load_table(table, exp.families)  # the searched families' yardsticks
     _SETUP.update(table=rows, experiment=exp, space=space, trials=trials, grid=the_grid)
@@ -119,8 +125,7 @@ def front_stops(table: Table, res: ReplayResult) -> tuple[int, int]:
 
 def run_all(args: argparse.Namespace) -> list[ReplayResult]:
     """Every (sampler, seed) replay (``--processes`` at a time), one line printed per replay."""
-    families = [f"families=[{', '.join(args.families)}]"] if args.families else []
-    setup = (args.table, args.grid, [*args.set, *families], args.trials)
+    setup = (args.table, args.grid, args.overrides, args.trials)
     _setup(*setup)
     check_coverage(_SETUP["table"], _SETUP["space"], _SETUP["experiment"].families, _SETUP["grid"])
     jobs = [(s, seed) for s in args.samplers for seed in range(args.seeds)]
@@ -422,6 +427,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         args.png = str(PNG if digits else PNG.with_stem(f"{PNG.stem}-{args.grid}"))
     if not args.table.is_file():
         parser.error(f"--table {args.table}: no such file (build.py --grid {args.grid})")
+    families = [f"families=[{', '.join(args.families)}]"] if args.families else []
+    args.overrides = [*args.set, *families]
+    from search.errors import UserError
+
+    try:  # checked once here, before any replay process starts
+        replay_experiment(build.GRIDS[args.grid], args.overrides)
+    except UserError as exc:
+        parser.error(str(exc))  # names the field, the value and what is allowed
     return args
 
 

@@ -80,7 +80,7 @@ def write_results(
     from search.vocabulary import study_direction
     from spaces import ANYTIME_PARAM, joint
 
-    overrides = build.space_overrides(grid.model, grid.training)
+    overrides = grid.space_overrides()
     for name in ANYTIME_PARAM.values():  # every iteration count an anytime run reads
         if name in overrides:
             overrides[name] = list(range(1, max(overrides[name]) + 1))

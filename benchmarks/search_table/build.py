@@ -161,6 +161,10 @@ class Grid:
         """Its families, in the order of ``FAMILY_ORDER`` (cheap first)."""
         return tuple(f for f in FAMILY_ORDER if f in self.model)
 
+    def space_overrides(self) -> dict[str, list[Any]]:
+        """The grid as its experiment's ``space`` overrides (:func:`space_overrides`)."""
+        return space_overrides(self.model, self.training)
+
 
 #: The tables this script builds (``--grid``).
 GRIDS = {
@@ -444,7 +448,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.families = args.families or list(grid.families)
     args.experiment = args.experiment or grid.experiment
     # The grid is the experiment's space; checked here, once, before any worker starts.
-    sets = [*space_sets(space_overrides(grid.model, grid.training)), *args.set]
+    sets = [*space_sets(grid.space_overrides()), *args.set]
     try:
         load_experiment(args.experiment, sets)
     except UserError as exc:

@@ -97,6 +97,8 @@ def test_front_stops_count_the_family_front_trials_a_rung_stopped() -> None:
     [
         (["--samplers", "tpe", "cmaes"], "--samplers: sampler='cmaes'"),
         (["--grid", "fashion", "--table", "/nonexistent/table.csv"], "--table /nonexistent"),
+        (["--set", "scheduler.grace_period=-1"], "error: scheduler.grace_period=-1: must be > 0"),
+        (["--families", "mixer", "resnet"], "error: families: 'resnet' is not a family"),
     ],
 )
 def test_bad_arguments_are_one_line_and_exit_2(
